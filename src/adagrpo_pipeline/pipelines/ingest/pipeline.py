@@ -1,0 +1,45 @@
+"""`ingest`: read → validate raw → prepare → validate derived + measure exposure → publish → report."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from . import nodes as n
+
+P = "params:ingest"
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    unchecked = {name: f"{name}_unchecked" for name in n.DERIVED}
+    return pipeline(
+        [
+            node(n.load_raw_source, P, ["raw_interactions", "raw_items", "raw_impressions", "raw_relevance"],
+                 name="load_raw_source"),
+            node(n.validate_raw_items, ["raw_items", P], "validated_raw_items",
+                 name="validate_raw_items", tags="validation"),
+            node(n.validate_raw_interactions, ["raw_interactions", "validated_raw_items", P], "validated_raw_interactions",
+                 name="validate_raw_interactions", tags="validation"),
+            node(n.validate_raw_impressions, ["raw_impressions", "validated_raw_items", P], "validated_raw_impressions",
+                 name="validate_raw_impressions", tags="validation"),
+            node(n.prepare_tables,
+                 ["validated_raw_interactions", "validated_raw_items", "validated_raw_impressions", "raw_relevance", P],
+                 unchecked, name="prepare_tables"),
+            node(n.validate_derived_tables,
+                 [unchecked[k] for k in ("interactions", "impressions", "items", "train_sequences", "valid_sequences",
+                                         "test_sequences", "ground_truth_relevance")] + [P],
+                 "derived_validation", name="validate_derived_tables", tags="validation"),
+            node(n.measure_exposure,
+                 [unchecked["impressions"], unchecked["interactions"], unchecked["items"], P],
+                 ["exposure_by_item_unchecked", "exposure_metrics_unchecked"], name="measure_exposure"),
+            node(n.publish_ingest_tables,
+                 {"validation": "derived_validation", "exposure_by_item": "exposure_by_item_unchecked",
+                  "exposure_metrics": "exposure_metrics_unchecked", **unchecked},
+                 {name: name for name in (*n.DERIVED, "exposure_by_item", "exposure_metrics", "ingest_validation_report")},
+                 name="publish_ingest_tables"),
+            node(n.report_exposure,
+                 ["exposure_by_item", "exposure_metrics", "interactions", "items", "train_sequences", "impressions", P],
+                 ["exposure_ctr_by_decile", "exposure_lorenz_plot", "exposure_ctr_plot", "ingest_metrics"],
+                 name="report_exposure"),
+        ],
+        tags="ingest",
+    )

@@ -1,0 +1,75 @@
+"""Typed parameters of the `ingest` stage (`params:ingest`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .simulator import SyntheticParams
+
+SourceName = Literal["movielens_100k", "movielens_1m", "amazon_reviews", "events", "synthetic"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FolderSource(_Strict):
+    path: str = Field(description="folder holding the source's files")
+
+
+class AmazonSource(FolderSource):
+    reviews_file: str | None = Field(None, description="5-core reviews file name; found by pattern if null")
+    meta_file: str | None = Field(None, description="metadata file name; found by pattern if null")
+
+
+class EventsSource(_Strict):
+    interactions_path: str = "data/01_raw/events/interactions.parquet"
+    items_path: str = "data/01_raw/events/items.parquet"
+    impressions_path: str | None = Field(None, description="impression log; derived by the exposure policy if null")
+    rename: dict[str, str] = Field(default_factory=dict, description="your column name -> contract column name")
+
+
+class ExposurePolicy(_Strict):
+    """How impressions are derived for sources that have no impression log."""
+
+    slate_size: int = Field(10, ge=2)
+    popularity_gamma: float = Field(1.0, ge=0.0, description="items drawn with probability ∝ popularity ** gamma")
+    seed: int = 0
+
+
+class ExposureThreshold(_Strict):
+    warn: float | None = None
+    fail: float | None = None
+    direction: Literal["max", "min"] = Field("max", description="'max': bad when above; 'min': bad when below")
+
+
+class ValidationSettings(_Strict):
+    min_timestamp: int = Field(1, description="earliest plausible unix time (s); 0 and negatives are impossible")
+    max_timestamp: int | None = Field(None, description="latest plausible unix time (s); null = now + 1 day")
+    max_examples: int = Field(5, ge=1, description="bad rows quoted per failed expectation")
+
+
+class IngestParams(_Strict):
+    source: SourceName = "movielens_100k"
+    movielens_100k: FolderSource = FolderSource(path="data/01_raw/ml-100k")
+    movielens_1m: FolderSource = FolderSource(path="data/01_raw/ml-1m")
+    amazon_reviews: AmazonSource = AmazonSource(path="data/01_raw/amazon")
+    events: EventsSource = EventsSource()
+    synthetic: SyntheticParams = SyntheticParams()
+
+    min_value: float | None = Field(None, description="keep interactions whose value (rating) is >= this")
+    drop_unknown_items: bool = Field(False, description="drop interactions/impressions of items missing from the catalog instead of failing")
+    user_core: int = Field(5, ge=1, description="k-core: minimum interactions per user")
+    item_core: int = Field(5, ge=1, description="k-core: minimum interactions per item")
+    max_history: int = Field(50, ge=1, description="longest history kept in a sequence sample")
+    exposure_policy: ExposurePolicy = ExposurePolicy()
+    exposure_thresholds: dict[str, ExposureThreshold] = Field(default_factory=dict)
+    validation: ValidationSettings = ValidationSettings()
+
+    @model_validator(mode="after")
+    def _cores_leave_a_split(self) -> IngestParams:
+        if self.user_core < 3:
+            raise ValueError("user_core must be >= 3: leave-one-out needs a train, a valid and a test item per user")
+        return self

@@ -1,0 +1,217 @@
+"""The documented exposure policy and the exposure-bias report (DESIGN section 3).
+
+Exposure policy, for sources without impression logs: every interaction becomes one request
+whose slate holds `slate_size` items: the interacted item plus `slate_size - 1` distinct other
+items drawn without replacement with probability proportional to popularity ** gamma
+(popularity = interaction count of the item). Positions are a seeded random permutation, so
+the interacted item is equally likely at every position. Sampling uses the Gumbel-top-k trick
+over chunks of requests, which draws exactly from that without-replacement distribution.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from .config import ExposureThreshold  # noqa: E402
+from .errors import ExposureBiasError  # noqa: E402
+from .schema import IMPRESSIONS, conform  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def derive_impressions(
+    interactions: pd.DataFrame,
+    n_items: int,
+    slate_size: int,
+    popularity_gamma: float,
+    seed: int,
+    chunk_size: int = 4096,
+) -> pd.DataFrame:
+    """Impressions for logs without them, by the exposure policy above.
+
+    `interactions` must use contiguous item ids in [0, n_items). One request per row, in row
+    order; request_id = row number.
+    """
+    if slate_size < 1 or slate_size > n_items:
+        raise ValueError(f"slate_size must be in [1, n_items={n_items}], got {slate_size}")
+    rng = np.random.default_rng(seed)
+    items = interactions["item_id"].to_numpy(np.int64)
+    popularity = np.bincount(items, minlength=n_items).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log_w = popularity_gamma * np.log(popularity)  # -inf for never-interacted items
+    if popularity_gamma == 0.0:
+        log_w = np.zeros(n_items)
+    n_req, k = len(items), slate_size - 1
+    slates = np.empty((n_req, slate_size), dtype=np.int64)
+    for lo in range(0, n_req, chunk_size):
+        hi = min(lo + chunk_size, n_req)
+        keys = log_w[None, :] + rng.gumbel(size=(hi - lo, n_items))
+        keys[np.arange(hi - lo), items[lo:hi]] = -np.inf  # never draw the clicked item again
+        if k > 0:
+            slates[lo:hi, 1:] = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+        slates[lo:hi, 0] = items[lo:hi]
+    perm = np.argsort(rng.random((n_req, slate_size)), axis=1)  # random position of each slot
+    positions = np.empty_like(perm)
+    np.put_along_axis(positions, perm, np.arange(slate_size)[None, :].repeat(n_req, 0), axis=1)
+    clicked = np.zeros((n_req, slate_size), dtype=bool)
+    clicked[:, 0] = True
+    out = pd.DataFrame(
+        {
+            "request_id": np.repeat(np.arange(n_req, dtype=np.int64), slate_size),
+            "user_id": np.repeat(interactions["user_id"].to_numpy(np.int64), slate_size),
+            "timestamp": np.repeat(interactions["timestamp"].to_numpy(np.int64), slate_size),
+            "item_id": slates.ravel(),
+            "position": positions.ravel(),
+            "clicked": clicked.ravel(),
+        }
+    )
+    out = out.sort_values(["request_id", "position"], kind="stable")
+    return conform(out, IMPRESSIONS)
+
+
+# --------------------------------------------------------------------------- metrics
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0 = equal, → 1 = concentrated on one)."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    cum = np.cumsum(x)
+    return float((n + 1 - 2 * np.sum(cum) / cum[-1]) / n)
+
+
+def top_share(values: np.ndarray, fraction: float) -> float:
+    """Share of the total held by the top `fraction` of entries (at least one entry)."""
+    x = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+    if x.sum() == 0:
+        return 0.0
+    k = max(1, int(np.ceil(fraction * x.size)))
+    return float(x[:k].sum() / x.sum())
+
+
+def lorenz_curve(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative share of items, cumulative share of the total), items sorted ascending."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    share_items = np.arange(x.size + 1) / max(x.size, 1)
+    total = x.sum()
+    share_total = np.concatenate([[0.0], np.cumsum(x) / total]) if total > 0 else share_items
+    return share_items, share_total
+
+
+def item_exposure_table(impressions: pd.DataFrame, interactions: pd.DataFrame, n_items: int) -> pd.DataFrame:
+    """Per item: impressions, clicks in impressions, interactions, CTR and popularity decile
+    (decile 1 = least interacted; ties broken by item id)."""
+    exposure = np.bincount(impressions["item_id"], minlength=n_items)
+    clicks = np.bincount(impressions["item_id"], weights=impressions["clicked"].astype(np.float64), minlength=n_items)
+    popularity = np.bincount(interactions["item_id"], minlength=n_items)
+    table = pd.DataFrame(
+        {
+            "item_id": np.arange(n_items, dtype=np.int64),
+            "impressions": exposure.astype(np.int64),
+            "clicks": clicks.astype(np.int64),
+            "interactions": popularity.astype(np.int64),
+        }
+    )
+    table["ctr"] = np.where(table["impressions"] > 0, table["clicks"] / table["impressions"].clip(lower=1), np.nan)
+    n_bins = min(10, n_items)
+    rank = table["interactions"].rank(method="first")
+    table["popularity_decile"] = pd.qcut(rank, n_bins, labels=np.arange(1, n_bins + 1)).astype(np.int64)
+    return table
+
+
+def exposure_metrics(per_item: pd.DataFrame) -> dict[str, float]:
+    """The exposure-bias figures of DESIGN section 3, from `item_exposure_table`."""
+    exp = per_item["impressions"].to_numpy()
+    clk = per_item["clicks"].to_numpy()
+    if np.ptp(exp) == 0 or np.ptp(clk) == 0:
+        rho = float("nan")
+    else:
+        rho = float(spearmanr(exp, clk).statistic)
+    return {
+        "gini_exposure": gini(exp),
+        "gini_clicks": gini(clk),
+        "top1pct_share_exposure": top_share(exp, 0.01),
+        "top10pct_share_exposure": top_share(exp, 0.10),
+        "catalog_coverage": float(np.mean(exp > 0)),
+        "spearman_exposure_clicks": rho,
+        "overall_ctr": float(clk.sum() / max(exp.sum(), 1)),
+    }
+
+
+def ctr_by_decile(per_item: pd.DataFrame) -> pd.DataFrame:
+    """Impressions, clicks and CTR per popularity decile."""
+    g = per_item.groupby("popularity_decile", sort=True)[["impressions", "clicks", "interactions"]].sum()
+    g["ctr"] = g["clicks"] / g["impressions"].clip(lower=1)
+    g["n_items"] = per_item.groupby("popularity_decile").size()
+    return g.reset_index()
+
+
+def check_thresholds(metrics: dict[str, float], thresholds: dict[str, ExposureThreshold]) -> dict[str, str]:
+    """Status of every metric against its warn/fail thresholds: 'ok', 'warn' or 'n/a' (NaN).
+
+    Raises `ExposureBiasError` listing every metric past its fail bound. Direction 'max'
+    means a metric is bad above its bound, 'min' below it.
+    """
+    unknown = sorted(set(thresholds) - set(metrics))
+    if unknown:
+        raise KeyError(f"exposure thresholds set for unknown metric(s) {unknown}; known: {sorted(metrics)}")
+    status, failures = {}, []
+    for name, value in metrics.items():
+        th = thresholds.get(name)
+        if value != value:
+            status[name] = "n/a"
+            continue
+        status[name] = "ok"
+        if th is None:
+            continue
+        def crossed(bound: float | None) -> bool:
+            return bound is not None and (value > bound if th.direction == "max" else value < bound)
+        word = "above" if th.direction == "max" else "below"
+        if crossed(th.fail):
+            failures.append(f"{name} = {value:.4f} is {word} its fail threshold {th.fail}")
+        elif crossed(th.warn):
+            status[name] = "warn"
+            log.warning("exposure bias: %s = %.4f is %s its warn threshold %s", name, value, word, th.warn)
+    if failures:
+        raise ExposureBiasError("exposure-bias check failed: " + "; ".join(failures))
+    return status
+
+
+# --------------------------------------------------------------------------- plots
+def plot_lorenz(per_item: pd.DataFrame, metrics: dict[str, float]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for col, label, g in (
+        ("impressions", "exposure", metrics["gini_exposure"]),
+        ("clicks", "clicks", metrics["gini_clicks"]),
+    ):
+        xs, ys = lorenz_curve(per_item[col].to_numpy())
+        ax.plot(xs, ys, label=f"{label} (Gini {g:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="equal exposure")
+    ax.set_xlabel("cumulative share of items (least exposed first)")
+    ax.set_ylabel("cumulative share")
+    ax.set_title("Lorenz curve of item exposure")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ctr_by_decile(deciles: pd.DataFrame) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.bar(deciles["popularity_decile"].astype(str), deciles["ctr"], color="tab:blue")
+    ax.set_xlabel("item popularity decile (1 = least interacted)")
+    ax.set_ylabel("CTR (clicks / impressions)")
+    ax.set_title("CTR by popularity decile")
+    ax2 = ax.twinx()
+    ax2.plot(deciles["popularity_decile"].astype(str), deciles["impressions"] / deciles["impressions"].sum(), "o-", color="tab:orange")
+    ax2.set_ylabel("share of impressions", color="tab:orange")
+    fig.tight_layout()
+    return fig

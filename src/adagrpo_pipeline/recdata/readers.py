@@ -1,0 +1,371 @@
+"""Readers for every raw source. Each returns `RawTables` with the source's own ids.
+
+Every failure to read names the file and the problem (`SourceReadError`); checking the
+*content* (types, nulls, duplicates, ranges, referential integrity) is the job of the
+validation suites, which run on what these readers return.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import io
+import json
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .errors import SourceReadError
+from .schema import RawTables
+
+log = logging.getLogger(__name__)
+
+# The 19 genre flags of MovieLens-100k's original `u.item`, in file order.
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+
+
+# --------------------------------------------------------------------------- file helpers
+def _require_file(path: Path) -> Path:
+    if not path.exists():
+        raise SourceReadError(path, "file does not exist")
+    if not path.is_file():
+        raise SourceReadError(path, "is not a regular file")
+    if path.stat().st_size == 0:
+        raise SourceReadError(path, "file is empty (0 bytes)")
+    return path
+
+
+def _guarded(path: Path, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Run a pandas/pyarrow read and turn its low-level errors into `SourceReadError`."""
+    _require_file(path)
+    try:
+        df = read()
+    except SourceReadError:
+        raise
+    except UnicodeDecodeError as err:
+        raise SourceReadError(
+            path, f"undecodable text: byte 0x{err.object[err.start]:02x} at offset {err.start} is not valid {err.encoding}"
+        ) from err
+    except pd.errors.EmptyDataError as err:
+        raise SourceReadError(path, "file has no data (no header or rows)") from err
+    except pd.errors.ParserError as err:
+        raise SourceReadError(path, f"malformed or truncated table: {err}") from err
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise SourceReadError(path, f"truncated or corrupt compressed file: {err}") from err
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as err:
+        raise SourceReadError(path, f"truncated or corrupt file: {err}") from err
+    if len(df) == 0:
+        raise SourceReadError(path, "file has a header but no rows")
+    return df
+
+
+def read_table(path: str | Path, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a parquet or CSV/TSV file (by suffix; `.gz` allowed for text) with clear errors."""
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        return _guarded(path, lambda: pd.read_parquet(path))
+    if ".tsv" in suffixes:
+        sep = "\t"
+    return _guarded(path, lambda: pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="strict"))
+
+
+def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    return io.TextIOWrapper(raw, encoding=encoding, errors="strict")
+
+
+def iter_json_lines(path: Path) -> Iterator[dict]:
+    """Yield one record per line of a JSON-lines file (gzip or plain).
+
+    The 2014 Amazon metadata files are Python dict literals rather than strict JSON; those
+    lines are parsed with `ast.literal_eval` (which evaluates literals only, never code).
+    """
+    _require_file(path)
+    lineno = 0
+    try:
+        with _open_text(path) as fh:
+            for lineno, line in enumerate(fh, start=1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    try:
+                        record = ast.literal_eval(line)
+                    except (ValueError, SyntaxError):
+                        raise SourceReadError(
+                            path, f"line {lineno} is not a JSON object (truncated or malformed): {err}"
+                        ) from err
+                if not isinstance(record, dict):
+                    raise SourceReadError(path, f"line {lineno} is a {type(record).__name__}, not an object")
+                yield record
+    except UnicodeDecodeError as err:
+        raise SourceReadError(
+            path, f"undecodable text after line {lineno}: byte 0x{err.object[err.start]:02x} is not valid {err.encoding}"
+        ) from err
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise SourceReadError(path, f"truncated or corrupt gzip stream after line {lineno}: {err}") from err
+
+
+def _records(path: Path) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(list(iter_json_lines(path)))
+    if df.empty:
+        raise SourceReadError(path, "file has no records")
+    return df
+
+
+def _find(folder: Path, patterns: tuple[str, ...], what: str) -> Path:
+    for pattern in patterns:
+        hits = sorted(folder.glob(pattern))
+        if hits:
+            return hits[0]
+    raise SourceReadError(folder, f"no {what} file found (looked for {', '.join(patterns)})")
+
+
+def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SourceReadError(path, f"missing column(s) {missing}; found {list(df.columns)}")
+
+
+def _item_text(title: pd.Series, parts: dict[str, pd.Series]) -> pd.Series:
+    """`text` = title plus 'Name: value' for each non-empty attribute (what the encoder embeds)."""
+    text = title.fillna("").astype(str)
+    for name, values in parts.items():
+        values = values.fillna("").astype(str).str.strip()
+        text = text.where(values.eq(""), text + ". " + name + ": " + values)
+    return text
+
+
+# --------------------------------------------------------------------------- MovieLens-100k
+def read_movielens_100k(folder: str | Path) -> RawTables:
+    """MovieLens-100k, in RecBole's atomic layout (`ml-100k.inter`/`.item`) or the original
+    GroupLens layout (`u.data`/`u.item`). Every rating is an interaction; `value` = rating."""
+    folder = Path(folder)
+    if (folder / "ml-100k.inter").exists():
+        return _read_ml100k_atomic(folder)
+    if (folder / "u.data").exists():
+        return _read_ml100k_original(folder)
+    raise SourceReadError(folder, "neither RecBole's 'ml-100k.inter' nor the original 'u.data' is there")
+
+
+def _strip_atomic_types(df: pd.DataFrame) -> pd.DataFrame:
+    return df.rename(columns=lambda c: str(c).split(":")[0])
+
+
+def _read_ml100k_atomic(folder: Path) -> RawTables:
+    inter_path, item_path = folder / "ml-100k.inter", folder / "ml-100k.item"
+    inter = _strip_atomic_types(read_table(inter_path, sep="\t"))
+    _require_columns(inter, ("user_id", "item_id", "rating", "timestamp"), inter_path)
+    items = _strip_atomic_types(read_table(item_path, sep="\t"))
+    _require_columns(items, ("item_id", "movie_title", "release_year", "class"), item_path)
+    interactions = pd.DataFrame(
+        {
+            "user_id": inter["user_id"],
+            "item_id": inter["item_id"],
+            "timestamp": _integral_timestamps(inter["timestamp"], inter_path),
+            "event": "rating",
+            "value": inter["rating"].astype("float64"),
+        }
+    )
+    year = items["release_year"].fillna("").astype(str)
+    genres = items["class"].fillna("").astype(str).str.split().str.join(", ")
+    title = items["movie_title"].astype(str)
+    out_items = pd.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "title": title,
+            "text": _item_text(title, {"Year": year, "Genres": genres}),
+            "release_year": year,
+            "genres": genres,
+        }
+    )
+    return RawTables("movielens_100k", interactions, out_items)
+
+
+def _read_ml100k_original(folder: Path) -> RawTables:
+    data_path, item_path = folder / "u.data", folder / "u.item"
+    inter = _guarded(
+        data_path,
+        lambda: pd.read_csv(data_path, sep="\t", header=None, names=["user_id", "item_id", "rating", "timestamp"]),
+    )
+    columns = ["item_id", "title", "release_date", "video_release_date", "url", *ML100K_GENRES]
+    items = _guarded(
+        item_path,
+        lambda: pd.read_csv(item_path, sep="|", header=None, names=columns, encoding="latin-1"),
+    )
+    flags = items[list(ML100K_GENRES)].fillna(0).astype(bool).to_numpy()
+    genres = pd.Series([", ".join(np.asarray(ML100K_GENRES)[row]) for row in flags], index=items.index)
+    title = items["title"].astype(str)
+    interactions = pd.DataFrame(
+        {
+            "user_id": inter["user_id"],
+            "item_id": inter["item_id"],
+            "timestamp": _integral_timestamps(inter["timestamp"], data_path),
+            "event": "rating",
+            "value": inter["rating"].astype("float64"),
+        }
+    )
+    release = items["release_date"].fillna("").astype(str)
+    out_items = pd.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "title": title,
+            "text": _item_text(title, {"Released": release, "Genres": genres}),
+            "release_date": release,
+            "genres": genres,
+        }
+    )
+    return RawTables("movielens_100k", interactions, out_items)
+
+
+def _integral_timestamps(ts: pd.Series, path: Path) -> pd.Series:
+    """Timestamps stored as floats (RecBole's `timestamp:float`) become int64 when integral;
+    anything else is left as it is so that the type expectation reports it."""
+    if pd.api.types.is_float_dtype(ts) and ts.notna().all() and np.all(np.mod(ts.to_numpy(), 1) == 0):
+        return ts.astype("int64")
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        return (ts.astype("datetime64[s]").astype("int64")).rename(ts.name)
+    return ts
+
+
+# --------------------------------------------------------------------------- MovieLens-1M
+def read_movielens_1m(folder: str | Path) -> RawTables:
+    """MovieLens-1M: `ratings.dat` (UserID::MovieID::Rating::Timestamp) and `movies.dat`
+    (MovieID::Title::Genres, latin-1)."""
+    folder = Path(folder)
+    ratings_path, movies_path = folder / "ratings.dat", folder / "movies.dat"
+    ratings = _guarded(ratings_path, lambda: _read_double_colon(ratings_path, 4, "utf-8"))
+    ratings.columns = ["user_id", "item_id", "rating", "timestamp"]
+    movies = _guarded(movies_path, lambda: _read_double_colon(movies_path, 3, "latin-1"))
+    movies.columns = ["item_id", "title", "genres"]
+    interactions = pd.DataFrame(
+        {
+            "user_id": pd.to_numeric(ratings["user_id"], errors="coerce"),
+            "item_id": pd.to_numeric(ratings["item_id"], errors="coerce"),
+            "timestamp": pd.to_numeric(ratings["timestamp"], errors="coerce"),
+            "event": "rating",
+            "value": pd.to_numeric(ratings["rating"], errors="coerce"),
+        }
+    )
+    for col in ("user_id", "item_id", "timestamp"):
+        if interactions[col].notna().all():
+            interactions[col] = interactions[col].astype("int64")
+    genres = movies["genres"].fillna("").str.replace("|", ", ", regex=False)
+    title = movies["title"].astype(str)
+    items = pd.DataFrame(
+        {
+            "item_id": pd.to_numeric(movies["item_id"], errors="coerce").astype("Int64").astype("int64", errors="ignore"),
+            "title": title,
+            "text": _item_text(title, {"Genres": genres}),
+            "genres": genres,
+        }
+    )
+    return RawTables("movielens_1m", interactions, items)
+
+
+def _read_double_colon(path: Path, n_fields: int, encoding: str) -> pd.DataFrame:
+    """Split `a::b::c` lines; the last field may itself contain '::'-free text with colons."""
+    rows = []
+    with open(path, encoding=encoding, errors="strict") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.rstrip("\n\r")
+            if not line:
+                continue
+            parts = line.split("::", n_fields - 1)
+            if len(parts) != n_fields:
+                raise SourceReadError(path, f"line {lineno} has {len(parts)} '::'-separated fields, expected {n_fields} (truncated?)")
+            rows.append(parts)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- Amazon reviews
+def read_amazon_reviews(folder: str | Path, reviews_file: str | None = None, meta_file: str | None = None) -> RawTables:
+    """Amazon 5-core reviews + metadata (JSON lines, gzip or plain), 2014 or 2018 layout.
+
+    Reviews: reviewerID, asin, unixReviewTime, overall. Metadata: asin, title, brand,
+    categories (2014, list of lists) or category (2018, list), description, price.
+    """
+    folder = Path(folder)
+    reviews_path = folder / reviews_file if reviews_file else _find(
+        folder, ("reviews_*_5.json.gz", "reviews_*_5.json", "*_5.json.gz", "*_5.json"), "5-core reviews"
+    )
+    meta_path = folder / meta_file if meta_file else _find(folder, ("meta_*.json.gz", "meta_*.json"), "metadata")
+    reviews = _records(reviews_path)
+    _require_columns(reviews, ("reviewerID", "asin", "unixReviewTime"), reviews_path)
+    interactions = pd.DataFrame(
+        {
+            "user_id": reviews["reviewerID"].astype("str"),
+            "item_id": reviews["asin"].astype("str"),
+            "timestamp": reviews["unixReviewTime"],
+            "event": "review",
+        }
+    )
+    if "overall" in reviews:
+        interactions["value"] = pd.to_numeric(reviews["overall"], errors="coerce")
+    meta = _records(meta_path)
+    _require_columns(meta, ("asin",), meta_path)
+    title = meta["title"] if "title" in meta else pd.Series("", index=meta.index)
+    title = title.fillna("").astype(str).str.strip()
+    title = title.where(title.ne(""), "item " + meta["asin"].astype(str))
+    if "categories" in meta:  # 2014: [["Beauty", "Skin Care", ...], ...]
+        cats = meta["categories"].map(lambda c: " > ".join(c[0]) if isinstance(c, list) and c and isinstance(c[0], list) else "")
+    elif "category" in meta:  # 2018: ["Beauty", "Skin Care", ...]
+        cats = meta["category"].map(lambda c: " > ".join(c) if isinstance(c, list) else "")
+    else:
+        cats = pd.Series("", index=meta.index)
+    brand = meta["brand"].fillna("").astype(str) if "brand" in meta else pd.Series("", index=meta.index)
+    desc = meta["description"] if "description" in meta else pd.Series("", index=meta.index)
+    desc = desc.map(lambda d: " ".join(d) if isinstance(d, list) else ("" if d is None or d != d else str(d)))
+    price = meta["price"].map(lambda p: "" if p is None or p != p else str(p)) if "price" in meta else pd.Series("", index=meta.index)
+    items = pd.DataFrame(
+        {
+            "item_id": meta["asin"].astype("str"),
+            "title": title,
+            "text": _item_text(title, {"Brand": brand, "Categories": cats, "Price": price, "Description": desc.str.slice(0, 500)}),
+            "brand": brand,
+            "categories": cats,
+            "price": price,
+        }
+    ).drop_duplicates("item_id", keep="first")
+    return RawTables("amazon_reviews", interactions, items)
+
+
+# --------------------------------------------------------------------------- user events
+def read_events(
+    interactions_path: str | Path,
+    items_path: str | Path,
+    impressions_path: str | Path | None = None,
+    rename: dict[str, str] | None = None,
+) -> RawTables:
+    """A user's own logs (parquet or CSV): interactions, items and, if present, impressions.
+
+    `rename` maps the user's column names to the contract's (e.g. {"ts": "timestamp"}).
+    Datetime timestamps are converted to unix seconds; everything else is validated as-is.
+    """
+    rename = rename or {}
+    interactions = read_table(interactions_path).rename(columns=rename)
+    if "timestamp" in interactions:
+        interactions["timestamp"] = _integral_timestamps(interactions["timestamp"], Path(interactions_path))
+    if "event" not in interactions:
+        interactions["event"] = "interaction"
+    items = read_table(items_path).rename(columns=rename)
+    if "text" not in items and "title" in items:
+        items["text"] = items["title"]
+    impressions = None
+    if impressions_path:
+        impressions = read_table(impressions_path).rename(columns=rename)
+        if "timestamp" in impressions:
+            impressions["timestamp"] = _integral_timestamps(impressions["timestamp"], Path(impressions_path))
+    return RawTables("events", interactions, items, impressions)
