@@ -68,15 +68,16 @@ def _guarded(path: Path, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     return df
 
 
-def read_table(path: str | Path, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a parquet or CSV/TSV file (by suffix; `.gz` allowed for text) with clear errors."""
+def read_table(path: str | Path, sep: str = ",", encoding: str = "utf-8", **csv_args: object) -> pd.DataFrame:
+    """Read a parquet or CSV/TSV file (by suffix; `.gz` allowed for text) with clear errors.
+    `csv_args` go to `pandas.read_csv`."""
     path = Path(path)
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
         return _guarded(path, lambda: pd.read_parquet(path))
     if ".tsv" in suffixes:
         sep = "\t"
-    return _guarded(path, lambda: pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="strict"))
+    return _guarded(path, lambda: pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="strict", **csv_args))
 
 
 def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
@@ -168,7 +169,7 @@ def _read_ml100k_atomic(folder: Path) -> RawTables:
     inter_path, item_path = folder / "ml-100k.inter", folder / "ml-100k.item"
     inter = _strip_atomic_types(read_table(inter_path, sep="\t"))
     _require_columns(inter, ("user_id", "item_id", "rating", "timestamp"), inter_path)
-    items = _strip_atomic_types(read_table(item_path, sep="\t"))
+    items = _strip_atomic_types(read_table(item_path, sep="\t", dtype={"release_year:token": str}))
     _require_columns(items, ("item_id", "movie_title", "release_year", "class"), item_path)
     interactions = pd.DataFrame(
         {
@@ -252,27 +253,30 @@ def read_movielens_1m(folder: str | Path) -> RawTables:
     movies.columns = ["item_id", "title", "genres"]
     interactions = pd.DataFrame(
         {
-            "user_id": pd.to_numeric(ratings["user_id"], errors="coerce"),
-            "item_id": pd.to_numeric(ratings["item_id"], errors="coerce"),
-            "timestamp": pd.to_numeric(ratings["timestamp"], errors="coerce"),
+            "user_id": _numeric(ratings["user_id"]),
+            "item_id": _numeric(ratings["item_id"]),
+            "timestamp": _numeric(ratings["timestamp"]),
             "event": "rating",
             "value": pd.to_numeric(ratings["rating"], errors="coerce"),
         }
     )
-    for col in ("user_id", "item_id", "timestamp"):
-        if interactions[col].notna().all():
-            interactions[col] = interactions[col].astype("int64")
     genres = movies["genres"].fillna("").str.replace("|", ", ", regex=False)
     title = movies["title"].astype(str)
     items = pd.DataFrame(
         {
-            "item_id": pd.to_numeric(movies["item_id"], errors="coerce").astype("Int64").astype("int64", errors="ignore"),
+            "item_id": _numeric(movies["item_id"]),
             "title": title,
             "text": _item_text(title, {"Genres": genres}),
             "genres": genres,
         }
     )
     return RawTables("movielens_1m", interactions, items)
+
+
+def _numeric(column: pd.Series) -> pd.Series:
+    """Text fields to int64; an unparsable value becomes null, which validation reports."""
+    values = pd.to_numeric(column, errors="coerce")
+    return values.astype("int64") if values.notna().all() else values
 
 
 def _read_double_colon(path: Path, n_fields: int, encoding: str) -> pd.DataFrame:
