@@ -57,7 +57,7 @@ def make_project(dest: Path, mlflow_db: Path) -> Path:
     )
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(REPO / name, dest / name)
-    (dest / "src").symlink_to(REPO / "src")
+    (dest / "src").mkdir()  # the package itself is installed (editable) in the environment
     for layer in DATA_LAYERS:
         (dest / "data" / layer).mkdir(parents=True)
     return dest
@@ -77,12 +77,20 @@ def project(tmp_path: Path, mlflow_db: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def run_session(project: Path, pipeline: str = "ingest", params: dict[str, Any] | None = None, **kwargs: Any) -> dict:
     """Run a pipeline in a real KedroSession (hooks, catalog, kedro-mlflow) of `project`."""
+    import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, runtime_params=params or {}) as session:
-        return session.run(pipeline_names=[pipeline], **kwargs)
+    try:
+        with KedroSession.create(project_path=project, runtime_params=params or {}) as session:
+            return session.run(pipeline_names=[pipeline], **kwargs)
+    finally:
+        # kedro-mlflow re-enters its run in every node (for thread safety) and ends it once,
+        # leaving it on this process's active-run stack: clear it so the next session in the
+        # same process starts its own run, as a new `kedro run` process would.
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
 
 
 def derived_files(project: Path) -> list[Path]:

@@ -1,31 +1,43 @@
-"""Typed parameters: the shipped conf validates, bad values are named by their key."""
+"""Typed parameters: the shipped conf validates; Kedro rejects bad values before any node runs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from kedro.config import OmegaConfigLoader
+from kedro.validation import ParameterValidationError
+from pydantic import ValidationError
 
-from adagrpo_pipeline.params import ParameterError, validate_stage_params
+from adagrpo_pipeline.hooks import flatten
 from adagrpo_pipeline.recdata.config import IngestParams
 
-from conftest import REPO
+from conftest import REPO, derived_files, run_session
 
 
 def test_shipped_parameters_validate() -> None:
     params = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")["parameters"]
-    typed = validate_stage_params(params)
-    p = typed["ingest"]
-    assert isinstance(p, IngestParams)
+    p = IngestParams.model_validate(params["ingest"])
     assert p.source == "movielens_100k" and p.exposure_policy.slate_size == 10
     assert p.exposure_thresholds["catalog_coverage"].direction == "min"
 
 
-def test_bad_values_are_named() -> None:
-    with pytest.raises(ParameterError) as err:
-        validate_stage_params({"ingest": {"source": "netflix", "user_core": 2, "synthetic": {"n_users": 1, "colour": 3}}})
-    msg = str(err.value)
-    assert "params:ingest.source: Input should be 'movielens_100k'" in msg
-    assert "params:ingest.synthetic.n_users: Input should be greater than or equal to 2" in msg
-    assert "params:ingest.synthetic.colour: Extra inputs are not permitted" in msg
-    with pytest.raises(ParameterError, match="user_core must be >= 3"):
-        validate_stage_params({"ingest": {"user_core": 2}})
+def test_model_names_bad_fields() -> None:
+    with pytest.raises(ValidationError) as err:
+        IngestParams.model_validate({"source": "netflix", "synthetic": {"n_users": 1, "colour": 3}})
+    locs = {".".join(map(str, e["loc"])) for e in err.value.errors()}
+    assert locs == {"source", "synthetic.n_users", "synthetic.colour"}
+    with pytest.raises(ValidationError, match="user_core must be >= 3"):
+        IngestParams(user_core=2)
+
+
+def test_kedro_rejects_bad_runtime_params_before_any_node(project: Path) -> None:
+    with pytest.raises(ParameterValidationError) as err:
+        run_session(project, params={"ingest": {"source": "synthetic", "max_history": 0}})
+    assert "max_history" in str(err.value) and "greater than or equal to 1" in str(err.value)
+    assert derived_files(project) == []
+
+
+def test_flatten_for_mlflow() -> None:
+    assert flatten("ingest", {"a": {"b": 1, "c": None}, "d": {}, "e": [1, 2]}) == {
+        "ingest.a.b": "1", "ingest.a.c": "None", "ingest.d": "{}", "ingest.e": "[1, 2]"}

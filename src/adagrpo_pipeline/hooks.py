@@ -4,32 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
+import mlflow
 from kedro.framework.hooks import hook_impl
-from kedro.pipeline import Node
+from kedro.pipeline import Pipeline
 from pydantic import BaseModel
 
-from .params import validate_stage_params
+
+def flatten(prefix: str, value: Any) -> dict[str, str]:
+    """{"a": {"b": 1}} under prefix "p" -> {"p.a.b": "1"}; empty containers stay as one value."""
+    if isinstance(value, dict) and value:
+        out: dict[str, str] = {}
+        for key, sub in value.items():
+            out.update(flatten(f"{prefix}.{key}", sub))
+        return out
+    return {prefix: str(value)}
 
 
-class TypedParamsHook:
-    """Validate every stage's parameters up front and pass nodes Pydantic models.
+class MlflowTypedParamsHook:
+    """Log every field of the run's typed parameters as its own MLflow param.
 
-    A node input `params:<stage>` whose block has a model in `params.STAGE_PARAMS` receives
-    that model, validated; other inputs are untouched.
+    Kedro validates `params:<stage>` into the Pydantic model that the node annotates, and
+    kedro-mlflow logs such an input as one opaque string. This hook also logs each field
+    (`ingest.synthetic.seed`, `ingest.exposure_policy.slate_size`, ...), so runs can be
+    compared and filtered on any setting in the MLflow UI. It runs after kedro-mlflow has
+    started the run, and does nothing when tracking is off.
     """
 
-    def __init__(self) -> None:
-        self._typed: dict[str, BaseModel] = {}
-
-    @hook_impl
-    def after_context_created(self, context: Any) -> None:
-        self._typed = validate_stage_params(context.params)
-
-    @hook_impl
-    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        typed = {
-            name: self._typed[name.removeprefix("params:")]
-            for name in inputs
-            if name.startswith("params:") and name.removeprefix("params:") in self._typed
-        }
-        return typed or None
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+        if mlflow.active_run() is None:
+            return
+        params: dict[str, str] = {}
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:"):
+                value = catalog.load(name)
+                if isinstance(value, BaseModel):
+                    params.update(flatten(name.removeprefix("params:"), value.model_dump(mode="json")))
+        if params:
+            mlflow.log_params(params)

@@ -1,9 +1,15 @@
-"""Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
+"""Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/).
 
-from adagrpo_pipeline.hooks import TypedParamsHook
+Parameters: Kedro validates each `params:<stage>` block into the Pydantic model that its
+nodes annotate (e.g. `IngestParams`) before any node runs. kedro-mlflow registers its own
+hooks through its plugin entry point.
+"""
 
-# kedro-mlflow registers its own hooks through its plugin entry point.
-HOOKS = (TypedParamsHook(),)
+import warnings
+
+from adagrpo_pipeline.hooks import MlflowTypedParamsHook
+
+HOOKS = (MlflowTypedParamsHook(),)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -11,7 +17,5 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Deprecation notices that third-party plugins raise on every run, not actionable here.
-import warnings  # noqa: E402
-
 warnings.filterwarnings("ignore", message=r".*register_new_resolver\(\) is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
