@@ -20,14 +20,26 @@ def _latest(project: Path, relpath: str) -> pd.DataFrame:
     return pd.read_parquet(root / versions[-1] / root.name)
 
 
+TABLES = {
+    "inter": "data/03_primary/interactions.parquet",
+    "items": "data/03_primary/items.parquet",
+    "imp": "data/03_primary/impressions.parquet",
+    "rel": "data/03_primary/ground_truth_relevance.parquet",
+    "train": "data/05_model_input/train_sequences.parquet",
+    "valid": "data/05_model_input/valid_sequences.parquet",
+    "test": "data/05_model_input/test_sequences.parquet",
+    "item_map": "data/02_intermediate/item_map.parquet",
+}
+
+
+def _latest_tables(project: Path) -> dict[str, pd.DataFrame]:
+    return {key: _latest(project, path) for key, path in TABLES.items()}
+
+
 def test_synthetic_run_writes_versioned_tables_and_logs_to_mlflow(project: Path, tiny_synthetic_params, mlflow_db) -> None:
     run_session(project, params=tiny_synthetic_params)
-    inter = _latest(project, "data/03_primary/interactions.parquet")
-    items = _latest(project, "data/03_primary/items.parquet")
-    imp = _latest(project, "data/03_primary/impressions.parquet")
-    test = _latest(project, "data/05_model_input/test_sequences.parquet")
-    train = _latest(project, "data/05_model_input/train_sequences.parquet")
-    rel = _latest(project, "data/03_primary/ground_truth_relevance.parquet")
+    t = _latest_tables(project)
+    inter, items, imp, test, train, rel = (t[k] for k in ("inter", "items", "imp", "test", "train", "rel"))
     n_users, n_items = inter["user_id"].nunique(), len(items)
     assert inter["user_id"].max() == n_users - 1 and inter["item_id"].max() == n_items - 1
     assert items["item_id"].tolist() == list(range(n_items))
@@ -79,13 +91,9 @@ def test_exposure_fail_threshold_stops_the_run(project: Path, tiny_synthetic_par
 def test_movielens_100k_default_run(project: Path) -> None:
     (project / "data/01_raw/ml-100k").symlink_to(ML100K)
     run_session(project)
-    inter = _latest(project, "data/03_primary/interactions.parquet")
-    test = _latest(project, "data/05_model_input/test_sequences.parquet")
-    valid = _latest(project, "data/05_model_input/valid_sequences.parquet")
-    train = _latest(project, "data/05_model_input/train_sequences.parquet")
-    items = _latest(project, "data/03_primary/items.parquet")
-    imp = _latest(project, "data/03_primary/impressions.parquet")
-    item_map = _latest(project, "data/02_intermediate/item_map.parquet")
+    t = _latest_tables(project)
+    inter, items, imp, test, valid, train, item_map = (
+        t[k] for k in ("inter", "items", "imp", "test", "valid", "train", "item_map"))
     assert (inter["user_id"].nunique(), len(items), len(inter)) == (943, 1349, 99287)
     assert (len(test), len(valid), len(train)) == (943, 943, 99287 - 2 * 943 - 943)
     assert train["history"].map(len).max() == 50

@@ -19,7 +19,7 @@ def test_kcore_is_iterative() -> None:
         "item_id": ["x", "y", "x", "z", "y", "x", "y"],
     })
     out = kcore(df, user_core=2, item_core=2)
-    assert sorted(zip(out["user_id"], out["item_id"])) == [("a", "x"), ("a", "y"), ("d", "x"), ("d", "y")]
+    assert sorted(zip(out["user_id"], out["item_id"], strict=True)) == [("a", "x"), ("a", "y"), ("d", "x"), ("d", "y")]
     assert len(kcore(df, user_core=1, item_core=1)) == 7
 
 
@@ -65,3 +65,17 @@ def test_prepare_min_value_needs_values() -> None:
                     pd.DataFrame({"item_id": [1], "title": ["a"], "text": ["a"]}))
     with pytest.raises(ValueError, match="ingest.min_value is set but source 'events' has no interaction value"):
         prepare(raw, IngestParams(min_value=4.0))
+
+
+def test_prepare_drops_unknown_items_when_asked() -> None:
+    raw = RawTables(
+        "events",
+        pd.DataFrame({"user_id": [1] * 4, "item_id": [10, 11, 99, 12], "timestamp": [1, 2, 3, 4], "event": "x"}),
+        pd.DataFrame({"item_id": [10, 11, 12], "title": list("abc"), "text": list("abc")}),
+        impressions=pd.DataFrame({"request_id": [0, 0], "user_id": [1, 1], "timestamp": [3, 3], "item_id": [99, 12],
+                                  "position": [0, 1], "clicked": [True, False]}),
+    )
+    d = prepare(raw, IngestParams(source="events", drop_unknown_items=True, user_core=3, item_core=1))
+    assert d.item_map["raw_id"].tolist() == ["10", "11", "12"]
+    assert len(d.interactions) == 3
+    assert d.impressions["item_id"].tolist() == [2]  # the impression of item 99 is dropped

@@ -42,7 +42,7 @@ def test_movielens_100k_atomic(tmp_path: Path) -> None:
     assert raw.interactions["value"].tolist() == [3.0, 3.0, 5.0]
     la = raw.items.set_index("item_id").loc[302]
     assert la["title"] == "L.A. Confidential"
-    assert la["text"] == "L.A. Confidential. Year: 1997. Genres: Crime, Film-Noir, Mystery, Thriller"
+    assert la["text"] == "L.A. Confidential. Release year: 1997. Genres: Crime, Film-Noir, Mystery, Thriller"
     assert raw.items.set_index("item_id").loc[267, "text"] == "unknown. Genres: unknown"
 
 

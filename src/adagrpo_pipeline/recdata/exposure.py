@@ -154,6 +154,10 @@ def ctr_by_decile(per_item: pd.DataFrame) -> pd.DataFrame:
     return g.reset_index()
 
 
+def _crossed(value: float, bound: float | None, direction: str) -> bool:
+    return bound is not None and (value > bound if direction == "max" else value < bound)
+
+
 def check_thresholds(metrics: dict[str, float], thresholds: dict[str, ExposureThreshold]) -> dict[str, str]:
     """Status of every metric against its warn/fail thresholds: 'ok', 'warn' or 'n/a' (NaN).
 
@@ -172,12 +176,10 @@ def check_thresholds(metrics: dict[str, float], thresholds: dict[str, ExposureTh
         status[name] = "ok"
         if th is None:
             continue
-        def crossed(bound: float | None) -> bool:
-            return bound is not None and (value > bound if th.direction == "max" else value < bound)
         word = "above" if th.direction == "max" else "below"
-        if crossed(th.fail):
+        if _crossed(value, th.fail, th.direction):
             failures.append(f"{name} = {value:.4f} is {word} its fail threshold {th.fail}")
-        elif crossed(th.warn):
+        elif _crossed(value, th.warn, th.direction):
             status[name] = "warn"
             log.warning("exposure bias: %s = %.4f is %s its warn threshold %s", name, value, word, th.warn)
     if failures:

@@ -149,6 +149,13 @@ def _item_text(title: pd.Series, parts: dict[str, pd.Series]) -> pd.Series:
     return text
 
 
+def _items_frame(item_ids: pd.Series, title: pd.Series, attributes: dict[str, pd.Series]) -> pd.DataFrame:
+    """item_id, title, text (title + attributes) and one snake_case column per attribute."""
+    columns = {"item_id": item_ids, "title": title, "text": _item_text(title, attributes)}
+    columns.update({name.lower().replace(" ", "_"): values for name, values in attributes.items()})
+    return pd.DataFrame(columns)
+
+
 # --------------------------------------------------------------------------- MovieLens-100k
 def read_movielens_100k(folder: str | Path) -> RawTables:
     """MovieLens-100k, in RecBole's atomic layout (`ml-100k.inter`/`.item`) or the original
@@ -171,28 +178,11 @@ def _read_ml100k_atomic(folder: Path) -> RawTables:
     _require_columns(inter, ("user_id", "item_id", "rating", "timestamp"), inter_path)
     items = _strip_atomic_types(read_table(item_path, sep="\t", dtype={"release_year:token": str}))
     _require_columns(items, ("item_id", "movie_title", "release_year", "class"), item_path)
-    interactions = pd.DataFrame(
-        {
-            "user_id": inter["user_id"],
-            "item_id": inter["item_id"],
-            "timestamp": _integral_timestamps(inter["timestamp"], inter_path),
-            "event": "rating",
-            "value": inter["rating"].astype("float64"),
-        }
-    )
+    interactions = _rating_interactions(inter)
     year = items["release_year"].fillna("").astype(str)
     genres = items["class"].fillna("").astype(str).str.split().str.join(", ")
     title = items["movie_title"].astype(str)
-    out_items = pd.DataFrame(
-        {
-            "item_id": items["item_id"],
-            "title": title,
-            "text": _item_text(title, {"Year": year, "Genres": genres}),
-            "release_year": year,
-            "genres": genres,
-        }
-    )
-    return RawTables("movielens_100k", interactions, out_items)
+    return RawTables("movielens_100k", interactions, _items_frame(items["item_id"], title, {"Release year": year, "Genres": genres}))
 
 
 def _read_ml100k_original(folder: Path) -> RawTables:
@@ -209,29 +199,26 @@ def _read_ml100k_original(folder: Path) -> RawTables:
     flags = items[list(ML100K_GENRES)].fillna(0).astype(bool).to_numpy()
     genres = pd.Series([", ".join(np.asarray(ML100K_GENRES)[row]) for row in flags], index=items.index)
     title = items["title"].astype(str)
-    interactions = pd.DataFrame(
-        {
-            "user_id": inter["user_id"],
-            "item_id": inter["item_id"],
-            "timestamp": _integral_timestamps(inter["timestamp"], data_path),
-            "event": "rating",
-            "value": inter["rating"].astype("float64"),
-        }
-    )
+    interactions = _rating_interactions(inter)
     release = items["release_date"].fillna("").astype(str)
-    out_items = pd.DataFrame(
+    return RawTables("movielens_100k", interactions, _items_frame(items["item_id"], title, {"Release date": release, "Genres": genres}))
+
+
+def _rating_interactions(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Raw interactions from a ratings table (user_id, item_id, rating, timestamp): every
+    rating is an interaction (event 'rating') whose `value` is the rating."""
+    return pd.DataFrame(
         {
-            "item_id": items["item_id"],
-            "title": title,
-            "text": _item_text(title, {"Released": release, "Genres": genres}),
-            "release_date": release,
-            "genres": genres,
+            "user_id": ratings["user_id"],
+            "item_id": ratings["item_id"],
+            "timestamp": _integral_timestamps(ratings["timestamp"]),
+            "event": "rating",
+            "value": pd.to_numeric(ratings["rating"], errors="coerce").astype("float64"),
         }
     )
-    return RawTables("movielens_100k", interactions, out_items)
 
 
-def _integral_timestamps(ts: pd.Series, path: Path) -> pd.Series:
+def _integral_timestamps(ts: pd.Series) -> pd.Series:
     """Timestamps stored as floats (RecBole's `timestamp:float`) become int64 when integral;
     anything else is left as it is so that the type expectation reports it."""
     if pd.api.types.is_float_dtype(ts) and ts.notna().all() and np.all(np.mod(ts.to_numpy(), 1) == 0):
@@ -251,26 +238,10 @@ def read_movielens_1m(folder: str | Path) -> RawTables:
     ratings.columns = ["user_id", "item_id", "rating", "timestamp"]
     movies = _guarded(movies_path, lambda: _read_double_colon(movies_path, 3, "latin-1"))
     movies.columns = ["item_id", "title", "genres"]
-    interactions = pd.DataFrame(
-        {
-            "user_id": _numeric(ratings["user_id"]),
-            "item_id": _numeric(ratings["item_id"]),
-            "timestamp": _numeric(ratings["timestamp"]),
-            "event": "rating",
-            "value": pd.to_numeric(ratings["rating"], errors="coerce"),
-        }
-    )
+    interactions = _rating_interactions(ratings.apply(_numeric))
     genres = movies["genres"].fillna("").str.replace("|", ", ", regex=False)
     title = movies["title"].astype(str)
-    items = pd.DataFrame(
-        {
-            "item_id": _numeric(movies["item_id"]),
-            "title": title,
-            "text": _item_text(title, {"Genres": genres}),
-            "genres": genres,
-        }
-    )
-    return RawTables("movielens_1m", interactions, items)
+    return RawTables("movielens_1m", interactions, _items_frame(_numeric(movies["item_id"]), title, {"Genres": genres}))
 
 
 def _numeric(column: pd.Series) -> pd.Series:
@@ -361,7 +332,7 @@ def read_events(
     rename = rename or {}
     interactions = read_table(interactions_path).rename(columns=rename)
     if "timestamp" in interactions:
-        interactions["timestamp"] = _integral_timestamps(interactions["timestamp"], Path(interactions_path))
+        interactions["timestamp"] = _integral_timestamps(interactions["timestamp"])
     if "event" not in interactions:
         interactions["event"] = "interaction"
     items = read_table(items_path).rename(columns=rename)
@@ -371,5 +342,5 @@ def read_events(
     if impressions_path:
         impressions = read_table(impressions_path).rename(columns=rename)
         if "timestamp" in impressions:
-            impressions["timestamp"] = _integral_timestamps(impressions["timestamp"], Path(impressions_path))
+            impressions["timestamp"] = _integral_timestamps(impressions["timestamp"])
     return RawTables("events", interactions, items, impressions)

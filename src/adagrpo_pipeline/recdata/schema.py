@@ -18,7 +18,6 @@ IMPRESSIONS = {
 }
 ITEMS = {"item_id": "int64", "title": "str", "text": "str"}
 RELEVANCE = {"user_id": "int64", "item_id": "int64", "relevance": "float64"}
-ID_MAP = {"raw_id": "str"}
 
 # Raw tables carry the source's own ids (integers or strings) and may carry `value`
 # (a rating or review score) used by `min_value` filtering.

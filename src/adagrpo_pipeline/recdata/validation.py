@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataValidationError
+from .schema import IMPRESSIONS, INTERACTIONS, ITEMS, RAW_IMPRESSIONS, RAW_INTERACTIONS, RAW_ITEMS, RELEVANCE
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 import great_expectations as gx  # noqa: E402
@@ -166,7 +167,7 @@ def timestamp_bounds(min_timestamp: int, max_timestamp: int | None) -> tuple[int
 
 # --------------------------------------------------------------------------- raw suites
 def raw_interactions_suite(df: pd.DataFrame, item_ids: pd.Series | None, ts: tuple[int, int]) -> Suite:
-    s = Suite("raw_interactions", df, ("user_id", "item_id", "timestamp", "event"))
+    s = Suite("raw_interactions", df, RAW_INTERACTIONS)
     s.not_null("user_id", "item_id", "timestamp", "event").id_type("user_id", "item_id").integer("timestamp")
     s.between("timestamp", *ts).unique("user_id", "item_id", "timestamp", "event")
     if item_ids is not None:
@@ -175,13 +176,13 @@ def raw_interactions_suite(df: pd.DataFrame, item_ids: pd.Series | None, ts: tup
 
 
 def raw_items_suite(df: pd.DataFrame) -> Suite:
-    s = Suite("raw_items", df, ("item_id", "title", "text"))
+    s = Suite("raw_items", df, RAW_ITEMS)
     return s.not_null("item_id", "title", "text").id_type("item_id").unique("item_id").of_type("title", "str").of_type("text", "str")
 
 
 def raw_impressions_suite(df: pd.DataFrame, item_ids: pd.Series | None, ts: tuple[int, int]) -> Suite:
-    s = Suite("raw_impressions", df, ("request_id", "user_id", "timestamp", "item_id", "position", "clicked"))
-    s.not_null("request_id", "user_id", "timestamp", "item_id", "position", "clicked")
+    s = Suite("raw_impressions", df, RAW_IMPRESSIONS)
+    s.not_null(*RAW_IMPRESSIONS)
     s.id_type("user_id", "item_id").integer("request_id", "timestamp", "position").of_type("clicked", "bool")
     s.between("timestamp", *ts).between("position", 0, None)
     s.unique("request_id", "position").unique("request_id", "item_id")
@@ -192,14 +193,14 @@ def raw_impressions_suite(df: pd.DataFrame, item_ids: pd.Series | None, ts: tupl
 
 # --------------------------------------------------------------------------- derived suites
 def interactions_suite(df: pd.DataFrame, n_users: int, n_items: int, ts: tuple[int, int]) -> Suite:
-    s = Suite("interactions", df, ("user_id", "item_id", "timestamp", "event"))
+    s = Suite("interactions", df, tuple(INTERACTIONS))
     s.not_null("user_id", "item_id", "timestamp", "event").integer("user_id", "item_id", "timestamp").of_type("event", "str")
     s.between("user_id", 0, n_users - 1).between("item_id", 0, n_items - 1).between("timestamp", *ts)
     return s.unique("user_id", "item_id", "timestamp", "event")
 
 
 def impressions_suite(df: pd.DataFrame, n_users: int, n_items: int, ts: tuple[int, int]) -> Suite:
-    s = Suite("impressions", df, ("request_id", "user_id", "timestamp", "item_id", "position", "clicked"))
+    s = Suite("impressions", df, tuple(IMPRESSIONS))
     s.not_null(*s.required).integer("request_id", "user_id", "timestamp", "item_id").of_type("position", "int16")
     s.of_type("clicked", "bool").between("user_id", 0, n_users - 1).between("item_id", 0, n_items - 1)
     s.between("timestamp", *ts).between("position", 0, None)
@@ -207,7 +208,7 @@ def impressions_suite(df: pd.DataFrame, n_users: int, n_items: int, ts: tuple[in
 
 
 def items_suite(df: pd.DataFrame, n_items: int) -> Suite:
-    s = Suite("items", df, ("item_id", "title", "text"))
+    s = Suite("items", df, tuple(ITEMS))
     s.not_null("item_id", "title", "text").integer("item_id").of_type("title", "str").of_type("text", "str")
     s.between("item_id", 0, n_items - 1).unique("item_id")
     s.add("text", E.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1))
@@ -229,6 +230,6 @@ def sequences_suites(name: str, df: pd.DataFrame, n_users: int, n_items: int, ma
 
 
 def relevance_suite(df: pd.DataFrame, n_users: int, n_items: int) -> Suite:
-    s = Suite("ground_truth_relevance", df, ("user_id", "item_id", "relevance"))
+    s = Suite("ground_truth_relevance", df, tuple(RELEVANCE))
     s.not_null("user_id", "item_id", "relevance").between("user_id", 0, n_users - 1).between("item_id", 0, n_items - 1)
     return s.between("relevance", 0.0, 1.0).unique("user_id", "item_id")
