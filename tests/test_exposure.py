@@ -97,3 +97,36 @@ def test_metrics_ctr_deciles_and_thresholds() -> None:
         check_thresholds(m, {"top1pct_share_exposure": ExposureThreshold(fail=0.3)})
     with pytest.raises(KeyError, match="unknown metric"):
         check_thresholds(m, {"gini": ExposureThreshold(fail=0.3)})
+
+
+def test_sample_distinct_matches_exact_without_replacement_probabilities() -> None:
+    from itertools import permutations
+
+    from adagrpo_pipeline.recdata.exposure import sample_distinct
+
+    w = np.array([5.0, 3.0, 1.0, 1.0])
+    exact = np.zeros(4)  # inclusion probability of each item in a sequential 2-draw without replacement
+    for i, j in permutations(range(4), 2):
+        p = w[i] / w.sum() * w[j] / (w.sum() - w[i])
+        exact[i] += p
+        exact[j] += p
+    rows = 200_000
+    got = sample_distinct(np.cumsum(w), np.full(rows, -1), 2, np.random.default_rng(0))
+    assert (got[:, 0] != got[:, 1]).all()
+    np.testing.assert_allclose(np.bincount(got.ravel(), minlength=4) / rows, exact, atol=0.005)
+
+
+def test_sample_distinct_with_concentrated_weights_retries_until_distinct() -> None:
+    from adagrpo_pipeline.recdata.exposure import sample_distinct
+
+    w = np.r_[1e6, np.ones(9)]  # item 0 takes ~99.999% of the mass: the first draws are all repeats
+    exclude = np.r_[np.zeros(50, dtype=np.int64), np.full(50, 3)]
+    got = sample_distinct(np.cumsum(w), exclude, 8, np.random.default_rng(1))
+    assert all(len(set(row)) == 8 for row in got.tolist())
+    assert not (got == exclude[:, None]).any()
+    assert (got[50:] == 0).any(axis=1).all()  # the heavy item is in every slate where it is allowed
+
+
+def test_derive_impressions_rejects_slates_larger_than_the_showable_catalog() -> None:
+    with pytest.raises(ValueError, match=r"slate_size must be in \[1, 3\]"):
+        derive_impressions(_interactions(np.array([0, 1, 2, 0])), n_items=5, slate_size=4, popularity_gamma=1.0, seed=0)
