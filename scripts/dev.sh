@@ -41,7 +41,7 @@ data() {
 case "${1:-}" in
   setup) setup ;;
   data) setup; data ;;
-  run) setup; data; shift; exec "$VENV/bin/kedro" run --pipelines=ingest "$@" ;;
+  run) setup; data; shift; exec "$VENV/bin/kedro" run "$@" ;;
   test) setup; data; shift; exec "$VENV/bin/python" -m pytest "$@" ;;
   *) echo "usage: $0 {run|test|setup|data} [extra args for kedro run / pytest]" >&2; exit 2 ;;
 esac

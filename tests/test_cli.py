@@ -51,16 +51,18 @@ def test_kedro_run_bad_input_exits_non_zero_with_the_reason(project: Path) -> No
     assert derived_files(project) == []
 
 
-def test_kedro_viz_build_exports_every_ingest_node(project: Path) -> None:
+def test_kedro_viz_build_exports_every_stage(project: Path) -> None:
     proc = _kedro(project, "viz", "build")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     graph = json.loads((project / "build/api/main").read_text())
     names = {n["name"] for n in graph["nodes"]}
-    from adagrpo_pipeline.pipelines.ingest import create_pipeline
+    from adagrpo_pipeline.pipelines import ingest, tokenize
 
-    expected = {n.name for n in create_pipeline().nodes} | {"interactions", "impressions", "items", "train_sequences",
-                                                              "valid_sequences", "test_sequences", "exposure_lorenz_plot"}
+    expected = {n.name for stage in (ingest, tokenize) for n in stage.create_pipeline().nodes} | {
+        "interactions", "impressions", "items", "train_sequences", "valid_sequences", "test_sequences",
+        "exposure_lorenz_plot", "item_embeddings", "semantic_ids", "sid_vocab", "sid_trie", "tokenizer_report"}
     assert expected <= names, expected - names
     assert {"validate_raw_items", "validate_raw_interactions", "validate_raw_impressions",
-            "validate_derived_tables"} <= {n["name"] for n in graph["nodes"] if "validation" in n.get("tags", [])}
-    assert {layer for layer in graph["layers"]} >= {"primary", "model_input", "reporting"}
+            "validate_derived_tables", "validate_semantic_ids"} <= {n["name"] for n in graph["nodes"] if "validation" in n.get("tags", [])}
+    assert set(graph["layers"]) >= {"primary", "feature", "model_input", "reporting"}
+    assert {"ingest", "tokenize", "__default__"} <= {p["id"] for p in graph["pipelines"]}

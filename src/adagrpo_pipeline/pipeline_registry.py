@@ -10,10 +10,13 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
+# The main job, in order: every stage built so far.
+MAIN_JOB = ("ingest", "tokenize")
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every stage; `__default__` is the main job (for now: `ingest`)."""
+    """Every stage; `__default__` (plain `kedro run`) is the main job: ingest → tokenize."""
     pipelines = find_pipelines(raise_errors=True)
-    if "ingest" in pipelines:
-        pipelines["__default__"] = pipelines["ingest"]
+    if all(name in pipelines for name in MAIN_JOB):
+        pipelines["__default__"] = sum((pipelines[name] for name in MAIN_JOB), Pipeline([]))
     return pipelines

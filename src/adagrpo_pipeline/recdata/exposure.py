@@ -120,7 +120,7 @@ def derive_impressions(
     n_req = len(items)
     slates = np.empty((n_req, slate_size), dtype=np.int64)
     slates[:, 0] = items
-    for lo in tqdm(range(0, n_req, chunk_size), desc="exposure policy", unit="chunk", disable=n_req <= chunk_size):
+    for lo in tqdm(range(0, n_req, chunk_size), desc="exposure policy", unit="chunk", disable=None if n_req > chunk_size else True):
         hi = min(lo + chunk_size, n_req)
         slates[lo:hi, 1:] = sample_distinct(cum_weights, items[lo:hi], slate_size - 1, rng)
     perm = np.argsort(rng.random((n_req, slate_size)), axis=1)  # random position of each slot

@@ -64,6 +64,13 @@ def _lookup(values: pd.Series, uniq: np.ndarray) -> np.ndarray:
     return np.where(found, pos, -1).astype(np.int64)
 
 
+def user_segments(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of each run of equal user ids in an array ordered by user."""
+    users = np.asarray(users)
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.array([], dtype=np.int64)
+    return starts, np.r_[starts[1:], len(users)].astype(np.int64)
+
+
 def leave_one_out(interactions: pd.DataFrame, max_history: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Last event = test, second to last = valid, every earlier prefix of length >= 1 = train.
 
@@ -72,8 +79,7 @@ def leave_one_out(interactions: pd.DataFrame, max_history: int) -> tuple[pd.Data
     """
     users = interactions["user_id"].to_numpy(np.int64)
     items = interactions["item_id"].to_numpy(np.int64)
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], len(users)]
+    starts, ends = user_segments(users)
     out: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in ("train", "valid", "test")}
     for s, e in zip(starts, ends, strict=True):
         n = e - s

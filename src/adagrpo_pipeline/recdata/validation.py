@@ -233,3 +233,21 @@ def relevance_suite(df: pd.DataFrame, n_users: int, n_items: int) -> Suite:
     s = Suite("ground_truth_relevance", df, tuple(RELEVANCE))
     s.not_null("user_id", "item_id", "relevance").between("user_id", 0, n_users - 1).between("item_id", 0, n_items - 1)
     return s.between("relevance", 0.0, 1.0).unique("user_id", "item_id")
+
+
+def semantic_ids_suite(df: pd.DataFrame, n_items: int, level_sizes: list[int]) -> Suite:
+    """semantic_ids (item_id, codes list<int16>): one row per item, each level in range, every
+    code tuple unique. The codes are checked as one column per level."""
+    levels = len(level_sizes)
+    codes = np.stack(df["codes"].to_numpy()) if len(df) else np.empty((0, levels), dtype=np.int16)
+    if codes.ndim != 2 or codes.shape[1] != levels:
+        lengths = sorted({len(c) for c in df["codes"]})
+        raise DataValidationError("semantic_ids", [f"every item needs {levels} codes; found code lengths {lengths}"])
+    wide = pd.DataFrame({"item_id": df["item_id"].to_numpy(), **{f"code_{lv}": codes[:, lv].astype(np.int64) for lv in range(levels)}})
+    s = Suite("semantic_ids", wide, ("item_id", *(f"code_{lv}" for lv in range(levels))))
+    s.not_null(*s.required).integer("item_id").between("item_id", 0, n_items - 1).unique("item_id")
+    for level, size in enumerate(level_sizes):
+        s.between(f"code_{level}", 0, size - 1)
+    s.unique(*(f"code_{lv}" for lv in range(levels)))
+    s.expectations.append(E.ExpectTableRowCountToEqual(value=n_items))
+    return s
