@@ -1,5 +1,6 @@
 """Project Kedro datasets."""
 
+from .checkpoint_dataset import CheckpointDataset
 from .safetensors_dataset import SafetensorsDataset
 
-__all__ = ["SafetensorsDataset"]
+__all__ = ["CheckpointDataset", "SafetensorsDataset"]

@@ -19,6 +19,8 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 
+from .model import encoder_inputs
+
 
 @dataclass
 class Decoded:
@@ -38,7 +40,7 @@ class _Stepper:
 
     def __init__(self, model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, expand: int):
         self.model = model
-        enc = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        enc = model.get_encoder()(**encoder_inputs(model, input_ids), attention_mask=attention_mask)
         self.encoder_outputs = enc.__class__(last_hidden_state=enc.last_hidden_state.repeat_interleave(expand, dim=0))
         self.mask = attention_mask.repeat_interleave(expand, dim=0)
         self.cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
@@ -77,7 +79,7 @@ def _finish(tokens: torch.Tensor, scores: torch.Tensor, trie: SidTrie | None, lo
 @torch.no_grad()
 def beam_search(
     model: PreTrainedModel,
-    input_ids: torch.Tensor,
+    input_ids: torch.Tensor,  # (B, T) token ids or (B, T, L) item token ids, see `encoder_inputs`
     attention_mask: torch.Tensor,
     num_beams: int,
     depth: int,

@@ -6,6 +6,7 @@ after the decoder start token (pad, as in T5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -30,14 +31,22 @@ class PolicySize(BaseModel):
     relative_attention_max_distance: int = Field(128, ge=2)
 
 
+EncoderInput = Literal["tokens", "items"]
+
+
 @dataclass(frozen=True)
 class PolicyLayout:
-    """How histories become encoder tokens: the SID vocabulary, plus `user_buckets` hashed
-    user tokens after it, and at most `max_items` history items."""
+    """How histories become encoder inputs: the SID vocabulary, plus `user_buckets` hashed
+    user tokens after it, and at most `max_items` history items.
+
+    `encoder_input`: "tokens" (TIGER: one encoder position per SID token, L per item) or
+    "items" (one position per item, embedded as the sum of its L token embeddings: L times
+    shorter encoder sequences, so longer histories at the same cost)."""
 
     sid_vocab: SidVocab
     max_items: int
     user_buckets: int = 0
+    encoder_input: EncoderInput = "tokens"
 
     @property
     def depth(self) -> int:
@@ -52,11 +61,13 @@ class PolicyLayout:
         return self.sid_vocab.size + self.user_buckets
 
     def to_json(self) -> dict:
-        return {"sid_vocab": self.sid_vocab.to_json(), "max_items": self.max_items, "user_buckets": self.user_buckets}
+        return {"sid_vocab": self.sid_vocab.to_json(), "max_items": self.max_items, "user_buckets": self.user_buckets,
+                "encoder_input": self.encoder_input}
 
     @classmethod
     def from_json(cls, d: dict) -> PolicyLayout:
-        return cls(SidVocab.from_json(d["sid_vocab"]), int(d["max_items"]), int(d["user_buckets"]))
+        return cls(SidVocab.from_json(d["sid_vocab"]), int(d["max_items"]), int(d["user_buckets"]),
+                   d.get("encoder_input", "tokens"))
 
 
 def t5_config(layout: PolicyLayout, size: PolicySize) -> T5Config:
@@ -73,8 +84,14 @@ def t5_config(layout: PolicyLayout, size: PolicySize) -> T5Config:
 
 
 def build_policy(layout: PolicyLayout, size: PolicySize, seed: int) -> T5ForConditionalGeneration:
+    """A freshly initialised policy. The untied output layer is re-initialised with std
+    d_model^-0.5 (transformers' T5 default, std 1.0, starts with logits of norm ~sqrt(d_model)
+    and an initial loss several times log(vocab))."""
     torch.manual_seed(seed)
-    return T5ForConditionalGeneration(t5_config(layout, size))
+    model = T5ForConditionalGeneration(t5_config(layout, size))
+    with torch.no_grad():
+        model.lm_head.weight.normal_(0.0, size.d_model**-0.5)
+    return model
 
 
 def user_bucket(user_ids: np.ndarray, buckets: int) -> np.ndarray:
@@ -83,7 +100,9 @@ def user_bucket(user_ids: np.ndarray, buckets: int) -> np.ndarray:
 
 
 class HistoryEncoder:
-    """Turns item histories into padded encoder inputs, vectorised over the batch."""
+    """Turns item histories into padded encoder inputs, vectorised over the batch: (B, T) token
+    ids for `encoder_input="tokens"`, (B, T, L) per-item token ids for `"items"`; with the
+    attention mask (B, T)."""
 
     def __init__(self, layout: PolicyLayout, item_tokens: np.ndarray):
         """`item_tokens`: (n_items, L) token ids of every item, row = item id."""
@@ -97,15 +116,30 @@ class HistoryEncoder:
         for row, h in enumerate(histories):  # only slicing: the gather below is vectorised
             h = np.asarray(h, dtype=np.int64)[-m:]
             items[row, : len(h)] = h
-        tokens = np.where(items[..., None] >= 0, self.item_tokens[items.clip(min=0)], pad).reshape(batch, m * depth)
+        tokens = np.where(items[..., None] >= 0, self.item_tokens[items.clip(min=0)], pad)  # (B, m, L)
         if self.layout.user_buckets:
             if user_ids is None:
                 raise ValueError("the layout has user tokens: pass user_ids")
-            user_tok = self.layout.user_offset + user_bucket(user_ids, self.layout.user_buckets)
-            tokens = np.concatenate([user_tok[:, None], tokens], axis=1)
+            user = np.full((batch, 1, depth), pad, dtype=np.int64)
+            user[:, 0, 0] = self.layout.user_offset + user_bucket(user_ids, self.layout.user_buckets)
+            tokens = np.concatenate([user, tokens], axis=1)
+        if self.layout.encoder_input == "tokens":
+            flat = tokens.reshape(batch, -1)
+            if self.layout.user_buckets:  # the user token is one position, not an L-token item
+                flat = np.concatenate([flat[:, :1], flat[:, depth:]], axis=1)
+            ids = torch.as_tensor(flat)
+            return ids, (ids != pad).long()
         ids = torch.as_tensor(tokens)
-        return ids, (ids != pad).long()
+        return ids, (ids != pad).any(-1).long()
 
     def targets(self, item_ids: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(self.item_tokens[np.asarray(item_ids, dtype=np.int64)])
 
+
+def encoder_inputs(model: T5ForConditionalGeneration, ids: torch.Tensor, pad: int = 0) -> dict[str, torch.Tensor]:
+    """Keyword arguments for the encoder: `input_ids` for (B, T) token ids, or `inputs_embeds`
+    = the sum of each item's token embeddings (pad tokens excluded) for (B, T, L) item ids."""
+    if ids.dim() == 2:
+        return {"input_ids": ids}
+    emb = model.get_input_embeddings()(ids) * (ids != pad).unsqueeze(-1)
+    return {"inputs_embeds": emb.sum(dim=-2)}

@@ -1,0 +1,68 @@
+"""Thin Kedro glue for `evaluate`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adagrpo_pipeline.policy.checkpoint import Checkpoint, load_policy
+from adagrpo_pipeline.policy.config import EvaluateParams
+from adagrpo_pipeline.policy.data import item_token_table, seen_before_holdout
+from adagrpo_pipeline.policy.evaluation import evaluate_policy, list_metrics
+from adagrpo_pipeline.policy.metrics import popularity_ranking
+from adagrpo_pipeline.policy.model import HistoryEncoder
+from adagrpo_pipeline.semantic_ids.embeddings import drop_held_out, resolve_device
+from adagrpo_pipeline.semantic_ids.trie import SidTrie
+from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_sft_policy(
+    sft_policy: Checkpoint,
+    test_sequences: pd.DataFrame,
+    interactions: pd.DataFrame,
+    semantic_ids: pd.DataFrame,
+    sid_vocab: dict[str, Any],
+    sid_trie: dict,
+    params: EvaluateParams,
+) -> pd.DataFrame:
+    device = resolve_device(params.device)
+    model, layout = load_policy(sft_policy, device)
+    if layout.sid_vocab != SidVocab.from_json(sid_vocab):
+        raise ValueError("the policy checkpoint was trained on another semantic-ID vocabulary than `sid_vocab`")
+    encoder = HistoryEncoder(layout, item_token_table(semantic_ids, layout.sid_vocab))
+    seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
+    beams = params.beam_factor * max(params.ks)
+    m = evaluate_policy(model, encoder, SidTrie.from_tensors(sid_trie), test_sequences, params.ks, beams,
+                        params.batch_size, device, seen)
+    return pd.DataFrame([{"model": "sft", "checkpoint_stage": sft_policy.config.get("stage", ""), **m}])
+
+
+def popularity_baseline(test_sequences: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
+                        params: EvaluateParams) -> pd.DataFrame:
+    """Most-interacted items (counted on every event before the test ones) for everyone."""
+    popularity = np.bincount(drop_held_out(interactions, 1)["item_id"], minlength=len(items)).astype(float)
+    users = test_sequences["user_id"].to_numpy()
+    ranked = popularity_ranking(popularity, len(users), len(items))
+    seen = seen_before_holdout(interactions, users, held_out=1)
+    m = list_metrics(ranked[:, : max(params.ks)], test_sequences["target"].to_numpy(), params.ks, None)
+    m.update({k: v for k, v in list_metrics(ranked, test_sequences["target"].to_numpy(), params.ks, seen).items() if "_filtered" in k})
+    return pd.DataFrame([{"model": "popularity", "checkpoint_stage": "", **m}])
+
+
+def evaluation_report(*tables: pd.DataFrame) -> tuple[pd.DataFrame, str, dict[str, Any]]:
+    results = pd.concat(tables, ignore_index=True)
+    metric_cols = [c for c in results.columns if c not in ("model", "checkpoint_stage")]
+    for _, row in results.iterrows():
+        log.info("evaluate %s: %s", row["model"], ", ".join(f"{c}={row[c]:.4f}" for c in metric_cols
+                                                              if c.startswith(("hr@10", "ndcg@10", "hallucination@10", "constrained_hr@10"))
+                                                              and row[c] == row[c]))
+    shown = results.set_index("model")[metric_cols].T
+    markdown = "# Evaluation (test split, leave-one-out, full catalog)\n\n" + shown.to_markdown(floatfmt=".4f") + "\n"
+    mlflow_metrics = {f"{row['model']}.{c}": {"value": float(row[c]), "step": 0}
+                      for _, row in results.iterrows() for c in metric_cols if row[c] == row[c]}
+    return results, markdown, mlflow_metrics

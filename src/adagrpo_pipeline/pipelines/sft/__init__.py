@@ -1,0 +1,5 @@
+"""The `sft` pipeline: the generative policy trained by next-item NLL."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,45 @@
+"""Thin Kedro glue for `sft`; the work is in `adagrpo_pipeline.policy`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from adagrpo_pipeline.policy.checkpoint import Checkpoint, policy_checkpoint
+from adagrpo_pipeline.policy.config import SftParams
+from adagrpo_pipeline.policy.data import item_token_table, seen_before_holdout
+from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, build_policy
+from adagrpo_pipeline.policy.sft import train_sft
+from adagrpo_pipeline.semantic_ids.trie import SidTrie
+from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+
+
+def _log_to_mlflow(metrics: dict[str, float], step: int) -> None:
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics({f"sft.{k}": v for k, v in metrics.items()}, step=step)
+
+
+def train_sft_policy(
+    train_sequences: pd.DataFrame,
+    valid_sequences: pd.DataFrame,
+    interactions: pd.DataFrame,
+    semantic_ids: pd.DataFrame,
+    sid_vocab: dict[str, Any],
+    sid_trie: dict,
+    params: SftParams,
+) -> tuple[Checkpoint, pd.DataFrame, dict[str, Any]]:
+    vocab = SidVocab.from_json(sid_vocab)
+    layout = PolicyLayout(vocab, params.max_items, params.user_buckets, params.encoder_input)
+    encoder = HistoryEncoder(layout, item_token_table(semantic_ids, vocab))
+    model = build_policy(layout, params.model, params.seed)
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
+    result = train_sft(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), params,
+                       seen_valid=seen, log_fn=_log_to_mlflow)
+    best = result.history.loc[result.history["step"] == result.best_step].iloc[0] if result.best_step > 0 else None
+    summary = {"best_step": result.best_step, "resumed_from": result.resumed_from, "stopped_early": int(result.stopped_early)}
+    if best is not None:
+        summary["best_valid_ndcg@10_filtered"] = float(best["valid_ndcg@10_filtered"])
+    ckpt = policy_checkpoint(result.model, layout, stage="sft", **summary)
+    return ckpt, result.history, {f"sft_{k}": {"value": float(v), "step": 0} for k, v in summary.items()}

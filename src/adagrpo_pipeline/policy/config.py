@@ -1,0 +1,39 @@
+"""Typed parameters of the `sft` and `evaluate` stages."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .model import EncoderInput, PolicySize
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SftParams(_Strict):
+    model: PolicySize = PolicySize()
+    max_items: int = Field(20, ge=1, description="history items fed to the encoder")
+    user_buckets: int = Field(0, ge=0, description="> 0: prepend a hashed user token")
+    encoder_input: EncoderInput = Field("tokens", description="tokens (TIGER, L positions an item) or items (sum of an item's token embeddings)")
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(200, ge=0)
+    max_steps: int = Field(4000, ge=1)
+    grad_clip: float = Field(1.0, gt=0)
+    eval_every: int = Field(500, ge=1)
+    eval_users: int | None = Field(None, ge=1, description="validation users; a seeded subset when fewer than all")
+    eval_beams: int = Field(20, ge=10)
+    patience: int = Field(3, ge=1, description="evaluations without NDCG@10 improvement before stopping")
+    checkpoint_every: int = Field(500, ge=1)
+    state_dir: str = Field("data/06_models/sft_state", description="resumable training state (latest run)")
+    device: str = "auto"
+    seed: int = 0
+
+
+class EvaluateParams(_Strict):
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    beam_factor: int = Field(2, ge=1, description="beam width = beam_factor x max(ks) (DESIGN: width >= 2K)")
+    batch_size: int = Field(128, ge=1)
+    device: str = "auto"
