@@ -9,7 +9,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.validation import ParameterValidationError
 from pydantic import ValidationError
 
-from adagrpo_pipeline.hooks import flatten
+from adagrpo_pipeline.tracking import flatten, metric_name, metrics_payload
 from adagrpo_pipeline.recdata.config import IngestParams
 
 from conftest import REPO, derived_files, run_session
@@ -41,3 +41,9 @@ def test_kedro_rejects_bad_runtime_params_before_any_node(project: Path) -> None
 def test_flatten_for_mlflow() -> None:
     assert flatten("ingest", {"a": {"b": 1, "c": None}, "d": {}, "e": [1, 2]}) == {
         "ingest.a.b": "1", "ingest.a.c": "None", "ingest.d": "{}", "ingest.e": "[1, 2]"}
+
+
+def test_mlflow_metric_names() -> None:
+    assert metric_name("sft.valid_hr@10") == "sft.valid_hr_at_10"
+    assert metrics_payload({"hr@10": 0.5, "nan": float("nan")}, step=3, prefix="sft.") == {
+        "sft.hr_at_10": {"value": 0.5, "step": 3}}

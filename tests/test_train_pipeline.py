@@ -31,7 +31,7 @@ def test_train_then_evaluate_alone(project: Path) -> None:
     (project / "conf/local/parameters_tiny.yml").write_text(yaml.safe_dump(TINY_RUN))
     run_session(project, "train_adagrpo")
     ckpts = sorted((project / "data/06_models/sft_policy").iterdir())
-    assert len(ckpts) == 1 and {p.name for p in ckpts[0].iterdir()} == {"config.json", "model.safetensors"}
+    assert len(ckpts) == 1 and {p.name for p in (ckpts[0] / "sft_policy").iterdir()} == {"config.json", "model.safetensors"}
     first = pd.read_parquet(next((project / "data/08_reporting/evaluation_results.parquet").glob("*/*.parquet")))
     assert set(first["model"]) == {"sft", "popularity"}
     row = first.set_index("model").loc["sft"]

@@ -9,15 +9,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 from pydantic import BaseModel
 
-
-def flatten(prefix: str, value: Any) -> dict[str, str]:
-    """{"a": {"b": 1}} under prefix "p" -> {"p.a.b": "1"}; empty containers stay as one value."""
-    if isinstance(value, dict) and value:
-        out: dict[str, str] = {}
-        for key, sub in value.items():
-            out.update(flatten(f"{prefix}.{key}", sub))
-        return out
-    return {prefix: str(value)}
+from .tracking import flatten
 
 
 class MlflowTypedParamsHook:

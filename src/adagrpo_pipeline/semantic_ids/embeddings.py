@@ -125,3 +125,14 @@ def drop_held_out(interactions: pd.DataFrame, n_last: int = 2) -> pd.DataFrame:
     (`interactions` ordered by user then time, as `ingest` writes it)."""
     rank_from_end = interactions.groupby("user_id").cumcount(ascending=False)
     return interactions[rank_from_end >= n_last]
+
+
+def combine_embeddings(text: np.ndarray, cooccurrence: np.ndarray, text_weight: float) -> np.ndarray:
+    """Concatenation of the two L2-normalised embeddings scaled by sqrt(weight), so squared
+    distances are `text_weight` × the text distance + (1 − `text_weight`) × the co-occurrence
+    distance; the result is L2-normalised again."""
+    def unit(x: np.ndarray) -> np.ndarray:
+        n = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.where(n > 0, x / np.where(n > 0, n, 1.0), 0.0)
+    out = np.concatenate([np.sqrt(text_weight) * unit(text), np.sqrt(1.0 - text_weight) * unit(cooccurrence)], axis=1)
+    return unit(out).astype(np.float32)

@@ -17,6 +17,7 @@ from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.semantic_ids.embeddings import drop_held_out, resolve_device
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+from adagrpo_pipeline.tracking import metrics_payload
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def evaluation_report(*tables: pd.DataFrame) -> tuple[pd.DataFrame, str, dict[st
                                                               and row[c] == row[c]))
     shown = results.set_index("model")[metric_cols].T
     markdown = "# Evaluation (test split, leave-one-out, full catalog)\n\n" + shown.to_markdown(floatfmt=".4f") + "\n"
-    mlflow_metrics = {f"{row['model']}.{c}": {"value": float(row[c]), "step": 0}
-                      for _, row in results.iterrows() for c in metric_cols if row[c] == row[c]}
+    mlflow_metrics: dict[str, Any] = {}
+    for _, row in results.iterrows():
+        mlflow_metrics.update(metrics_payload({c: row[c] for c in metric_cols}, prefix=f"{row['model']}."))
     return results, markdown, mlflow_metrics

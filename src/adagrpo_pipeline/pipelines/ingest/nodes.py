@@ -19,6 +19,7 @@ from adagrpo_pipeline.recdata.config import IngestParams
 from adagrpo_pipeline.recdata.prepare import prepare
 from adagrpo_pipeline.recdata.schema import RAW_IMPRESSIONS, RawTables
 from adagrpo_pipeline.recdata.sources import load_source
+from adagrpo_pipeline.tracking import metrics_payload
 
 log = logging.getLogger(__name__)
 
@@ -157,5 +158,4 @@ def report_exposure(
         summary["n_impressions"], metrics["gini_exposure"], metrics["top10pct_share_exposure"],
         metrics["top1pct_share_exposure"], metrics["catalog_coverage"],
     )
-    mlflow_metrics = {k: {"value": float(val), "step": 0} for k, val in summary.items() if val == val}
-    return deciles, ex.plot_lorenz(per_item, metrics), ex.plot_ctr_by_decile(deciles), mlflow_metrics
+    return deciles, ex.plot_lorenz(per_item, metrics), ex.plot_ctr_by_decile(deciles), metrics_payload(summary)

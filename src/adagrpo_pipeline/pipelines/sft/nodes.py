@@ -14,11 +14,12 @@ from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, build_po
 from adagrpo_pipeline.policy.sft import train_sft
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+from adagrpo_pipeline.tracking import metric_name, metrics_payload
 
 
 def _log_to_mlflow(metrics: dict[str, float], step: int) -> None:
     if mlflow.active_run() is not None:
-        mlflow.log_metrics({f"sft.{k}": v for k, v in metrics.items()}, step=step)
+        mlflow.log_metrics({metric_name(f"sft.{k}"): v for k, v in metrics.items()}, step=step)
 
 
 def train_sft_policy(
@@ -42,4 +43,4 @@ def train_sft_policy(
     if best is not None:
         summary["best_valid_ndcg@10_filtered"] = float(best["valid_ndcg@10_filtered"])
     ckpt = policy_checkpoint(result.model, layout, stage="sft", **summary)
-    return ckpt, result.history, {f"sft_{k}": {"value": float(v), "step": 0} for k, v in summary.items()}
+    return ckpt, result.history, metrics_payload(summary, prefix="sft.")

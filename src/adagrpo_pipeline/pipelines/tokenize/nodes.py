@@ -12,11 +12,17 @@ import torch
 
 from adagrpo_pipeline.recdata.validation import semantic_ids_suite
 from adagrpo_pipeline.semantic_ids.config import TokenizeParams
-from adagrpo_pipeline.semantic_ids.embeddings import cooccurrence_embeddings, drop_held_out, encode_texts
+from adagrpo_pipeline.semantic_ids.embeddings import (
+    combine_embeddings,
+    cooccurrence_embeddings,
+    drop_held_out,
+    encode_texts,
+)
 from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level, residual_kmeans, rq_vae
 from adagrpo_pipeline.semantic_ids.report import plot_code_usage, report_metrics, tokenizer_report
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+from adagrpo_pipeline.tracking import metrics_payload
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +33,13 @@ def _level_sizes(params: TokenizeParams) -> list[int]:
 
 def embed_items(items: pd.DataFrame, interactions: pd.DataFrame, params: TokenizeParams) -> dict[str, torch.Tensor]:
     """Item embeddings, one row per item id (0..n-1)."""
-    e = params.embedding
-    if e.source == "text":
-        emb = encode_texts(items["text"].tolist(), e.text.model, e.text.batch_size, e.text.max_length, e.text.device)
-    else:
-        c = e.cooccurrence
-        emb = cooccurrence_embeddings(drop_held_out(interactions), len(items), c.dim, c.window, c.seed)
+    e, c = params.embedding, params.embedding.cooccurrence
+    parts = {}
+    if e.source in ("text", "hybrid"):
+        parts["text"] = encode_texts(items["text"].tolist(), e.text.model, e.text.batch_size, e.text.max_length, e.text.device)
+    if e.source in ("cooccurrence", "hybrid"):
+        parts["cooccurrence"] = cooccurrence_embeddings(drop_held_out(interactions), len(items), c.dim, c.window, c.seed)
+    emb = parts[e.source] if e.source in parts else combine_embeddings(parts["text"], parts["cooccurrence"], e.text_weight)
     return {"item_id": torch.tensor(items["item_id"].to_numpy(np.int64)), "embeddings": torch.as_tensor(emb)}
 
 
@@ -85,5 +92,4 @@ def report_tokenizer(report: pd.DataFrame, semantic_ids: pd.DataFrame, params: T
         [round(metrics[f"reconstruction_error_l{i}"], 4) for i in range(1, params.levels + 1)],
     )
     codes = np.stack(semantic_ids["codes"].to_numpy()).astype(np.int64)
-    mlflow_metrics = {k: {"value": v, "step": 0} for k, v in metrics.items()}
-    return report, plot_code_usage(codes, _level_sizes(params)), mlflow_metrics
+    return report, plot_code_usage(codes, _level_sizes(params)), metrics_payload(metrics)
