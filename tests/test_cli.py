@@ -56,13 +56,14 @@ def test_kedro_viz_build_exports_every_stage(project: Path) -> None:
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     graph = json.loads((project / "build/api/main").read_text())
     names = {n["name"] for n in graph["nodes"]}
-    from adagrpo_pipeline.pipelines import ingest, tokenize
+    from adagrpo_pipeline.pipelines.train_adagrpo.pipeline import STAGES
 
-    expected = {n.name for stage in (ingest, tokenize) for n in stage.create_pipeline().nodes} | {
+    expected = {n.name for stage in STAGES for n in stage.create_pipeline().nodes} | {
         "interactions", "impressions", "items", "train_sequences", "valid_sequences", "test_sequences",
-        "exposure_lorenz_plot", "item_embeddings", "semantic_ids", "sid_vocab", "sid_trie", "tokenizer_report"}
+        "exposure_lorenz_plot", "item_embeddings", "semantic_ids", "sid_vocab", "sid_trie", "tokenizer_report",
+        "sft_policy", "evaluation_results"}
     assert expected <= names, expected - names
     assert {"validate_raw_items", "validate_raw_interactions", "validate_raw_impressions",
             "validate_derived_tables", "validate_semantic_ids"} <= {n["name"] for n in graph["nodes"] if "validation" in n.get("tags", [])}
-    assert set(graph["layers"]) >= {"primary", "feature", "model_input", "reporting"}
-    assert {"ingest", "tokenize", "__default__"} <= {p["id"] for p in graph["pipelines"]}
+    assert set(graph["layers"]) >= {"primary", "feature", "model_input", "models", "reporting"}
+    assert {"ingest", "tokenize", "sft", "evaluate", "train_adagrpo", "__default__"} <= {p["id"] for p in graph["pipelines"]}

@@ -205,3 +205,15 @@ def test_items_sharing_a_genre_share_first_level_codes_more_often() -> None:
     # measured on this data: about 0.10, 0.04 and 0.009
     assert rate_shared > 2 * rate_random
     assert rate_disjoint < 0.5 * rate_random
+
+
+def test_hybrid_embedding_weights_both_distances() -> None:
+    from adagrpo_pipeline.semantic_ids.embeddings import combine_embeddings
+
+    text = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    co = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    out = combine_embeddings(text, co, text_weight=0.25)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+    # squared distance = 0.25 * text distance (2) + 0.75 * co-occurrence distance (0)
+    assert float(((out[0] - out[1]) ** 2).sum()) == pytest.approx(0.5, abs=1e-6)
+    np.testing.assert_allclose(combine_embeddings(text, co, 1.0)[:, :2], text)

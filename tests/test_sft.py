@@ -86,6 +86,11 @@ def test_changed_configuration_starts_afresh(data, tmp_path: Path) -> None:
     train_sft(build_policy(layout, p.model, 0), encoder, train, valid, trie, p)
     other = p.model_copy(update={"lr": 1e-3})
     assert train_sft(build_policy(layout, other.model, 0), encoder, train, valid, trie, other).resumed_from == 0
+    # same parameters, but the items got other semantic IDs (e.g. tokenize re-ran): no resume either
+    train_sft(build_policy(layout, p.model, 0), encoder, train, valid, trie, p)
+    assert train_sft(build_policy(layout, p.model, 0), encoder, train, valid, trie, p).resumed_from == 20
+    shuffled = HistoryEncoder(layout, encoder.item_tokens[::-1].copy())
+    assert train_sft(build_policy(layout, p.model, 0), shuffled, train, valid, trie, p).resumed_from == 0
 
 
 def test_checkpoint_dataset_roundtrip_without_pickle(data, tmp_path: Path) -> None:
@@ -111,3 +116,12 @@ def test_ranking_metrics() -> None:
     assert m["ndcg@3"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(4)) / 3)
     assert drop_seen(ranked, [{3}, set(), {5}], 2).tolist() == [[1, 2], [1, 2], [6, -1]]
     assert popularity_ranking(np.array([1.0, 5.0, 5.0, 0.0]), 2, 3).tolist() == [[1, 2, 0], [1, 2, 0]]
+
+
+def test_evaluation_refuses_other_semantic_ids(data) -> None:
+    from adagrpo_pipeline.policy.data import check_same_semantic_ids, tokens_digest
+
+    tokens = data[3].item_tokens
+    check_same_semantic_ids({"item_tokens_sha256": tokens_digest(tokens)}, tokens)
+    with pytest.raises(ValueError, match="trained on other semantic IDs"):
+        check_same_semantic_ids({"item_tokens_sha256": tokens_digest(tokens)}, tokens[::-1])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -21,3 +23,19 @@ def seen_before_holdout(interactions: pd.DataFrame, users: np.ndarray, held_out:
     valid target, 1 = before the test target); `interactions` ordered by user then time."""
     seen = drop_held_out(interactions, held_out).groupby("user_id")["item_id"].apply(set)
     return [seen.get(u, set()) for u in users]
+
+
+def tokens_digest(item_tokens: np.ndarray) -> str:
+    """sha256 of the item -> token table: identifies the semantic IDs a policy was trained on."""
+    return hashlib.sha256(np.ascontiguousarray(item_tokens, dtype=np.int64).tobytes()).hexdigest()
+
+
+def check_same_semantic_ids(config: dict, item_tokens: np.ndarray) -> None:
+    """Refuse to score a policy against semantic IDs other than those it was trained on."""
+    trained_on = config.get("item_tokens_sha256")
+    if trained_on is not None and trained_on != tokens_digest(item_tokens):
+        raise ValueError(
+            "the policy checkpoint was trained on other semantic IDs than the current `semantic_ids` "
+            "(did `tokenize` run again since?): re-run `sft`, or pick matching versions with "
+            "--load-versions=semantic_ids:<version>,sid_trie:<version>,sid_vocab:<version>"
+        )

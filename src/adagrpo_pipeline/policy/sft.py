@@ -47,9 +47,17 @@ class SftResult:
     stopped_early: bool
 
 
-def fingerprint(params: SftParams, n_train: int, vocab_size: int) -> str:
-    blob = json.dumps({"params": params.model_dump(exclude={"state_dir"}), "n_train": n_train, "vocab": vocab_size}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def fingerprint(params: SftParams, encoder: HistoryEncoder, train: pd.DataFrame) -> str:
+    """Identity of a training run: parameters, layout, every item's tokens and the training
+    samples. A saved state is resumed only when this matches."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"params": params.model_dump(exclude={"state_dir"}), "layout": encoder.layout.to_json()},
+                        sort_keys=True).encode())
+    h.update(np.ascontiguousarray(encoder.item_tokens).tobytes())
+    h.update(train["user_id"].to_numpy(np.int64).tobytes())
+    h.update(train["target"].to_numpy(np.int64).tobytes())
+    h.update(np.fromiter((len(x) for x in train["history"]), dtype=np.int64, count=len(train)).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _best_path(state_dir: Path, step: int) -> Path:
@@ -96,7 +104,7 @@ def train_sft(
         seen_valid = [seen_valid[i] for i in valid_idx] if seen_valid is not None else None
 
     state_dir = Path(params.state_dir)
-    fp = fingerprint(params, len(train), encoder.layout.vocab_size)
+    fp = fingerprint(params, encoder, train)
     counters = {"step": 0, "best_score": -1.0, "best_step": -1, "bad_evals": 0, "history": [], "fingerprint": fp}
     resumed_from = 0
     if (state_dir / "state.json").exists():

@@ -10,7 +10,7 @@ import pandas as pd
 
 from adagrpo_pipeline.policy.checkpoint import Checkpoint, load_policy
 from adagrpo_pipeline.policy.config import EvaluateParams
-from adagrpo_pipeline.policy.data import item_token_table, seen_before_holdout
+from adagrpo_pipeline.policy.data import check_same_semantic_ids, item_token_table, seen_before_holdout
 from adagrpo_pipeline.policy.evaluation import evaluate_policy, list_metrics
 from adagrpo_pipeline.policy.metrics import popularity_ranking
 from adagrpo_pipeline.policy.model import HistoryEncoder
@@ -35,7 +35,9 @@ def evaluate_sft_policy(
     model, layout = load_policy(sft_policy, device)
     if layout.sid_vocab != SidVocab.from_json(sid_vocab):
         raise ValueError("the policy checkpoint was trained on another semantic-ID vocabulary than `sid_vocab`")
-    encoder = HistoryEncoder(layout, item_token_table(semantic_ids, layout.sid_vocab))
+    tokens = item_token_table(semantic_ids, layout.sid_vocab)
+    check_same_semantic_ids(sft_policy.config, tokens)
+    encoder = HistoryEncoder(layout, tokens)
     seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
     beams = params.beam_factor * max(params.ks)
     m = evaluate_policy(model, encoder, SidTrie.from_tensors(sid_trie), test_sequences, params.ks, beams,

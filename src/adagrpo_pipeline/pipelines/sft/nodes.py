@@ -9,7 +9,7 @@ import pandas as pd
 
 from adagrpo_pipeline.policy.checkpoint import Checkpoint, policy_checkpoint
 from adagrpo_pipeline.policy.config import SftParams
-from adagrpo_pipeline.policy.data import item_token_table, seen_before_holdout
+from adagrpo_pipeline.policy.data import item_token_table, seen_before_holdout, tokens_digest
 from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, build_policy
 from adagrpo_pipeline.policy.sft import train_sft
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
@@ -33,7 +33,8 @@ def train_sft_policy(
 ) -> tuple[Checkpoint, pd.DataFrame, dict[str, Any]]:
     vocab = SidVocab.from_json(sid_vocab)
     layout = PolicyLayout(vocab, params.max_items, params.user_buckets, params.encoder_input)
-    encoder = HistoryEncoder(layout, item_token_table(semantic_ids, vocab))
+    tokens = item_token_table(semantic_ids, vocab)
+    encoder = HistoryEncoder(layout, tokens)
     model = build_policy(layout, params.model, params.seed)
     seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
     result = train_sft(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), params,
@@ -42,5 +43,5 @@ def train_sft_policy(
     summary = {"best_step": result.best_step, "resumed_from": result.resumed_from, "stopped_early": int(result.stopped_early)}
     if best is not None:
         summary["best_valid_ndcg@10_filtered"] = float(best["valid_ndcg@10_filtered"])
-    ckpt = policy_checkpoint(result.model, layout, stage="sft", **summary)
+    ckpt = policy_checkpoint(result.model, layout, stage="sft", item_tokens_sha256=tokens_digest(tokens), **summary)
     return ckpt, result.history, metrics_payload(summary, prefix="sft.")
