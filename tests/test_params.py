@@ -47,3 +47,15 @@ def test_mlflow_metric_names() -> None:
     assert metric_name("sft.valid_hr@10") == "sft.valid_hr_at_10"
     assert metrics_payload({"hr@10": 0.5, "nan": float("nan")}, step=3, prefix="sft.") == {
         "sft.hr_at_10": {"value": 0.5, "step": 3}}
+
+
+def test_gpu_environment_has_the_tiger_size() -> None:
+    from adagrpo_pipeline.policy.config import SftParams
+    from adagrpo_pipeline.semantic_ids.config import TokenizeParams
+
+    params = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="gpu")["parameters"]
+    sft = SftParams.model_validate(params["sft"])
+    assert (sft.model.num_layers, sft.model.num_decoder_layers, sft.model.d_model, sft.model.num_heads, sft.model.d_ff) == (4, 4, 128, 6, 1024)
+    base = SftParams.model_validate(OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")["parameters"]["sft"])
+    assert base.model.d_model == 64 and base.max_steps == 2000
+    TokenizeParams.model_validate(params["tokenize"])
