@@ -44,7 +44,7 @@ def test_tokenize_after_ingest(project: Path, tiny_synthetic_params, mlflow_db) 
     assert trie.lookup(tokens).tolist() == first["item_id"].tolist()
 
     emb = SafetensorsDataset(filepath=str(_versions(project, "data/04_feature/item_embeddings.safetensors")[-1])).load()
-    assert emb["embeddings"].shape == (len(items), 384)
+    assert emb["embeddings"].shape == (len(items), 384 + 64)  # default hybrid: MiniLM 384 + co-occurrence 64
     np.testing.assert_allclose(emb["embeddings"].norm(dim=1).numpy(), 1.0, atol=1e-5)
 
     report = pd.read_parquet(_versions(project, "data/08_reporting/tokenizer_report.parquet")[-1])

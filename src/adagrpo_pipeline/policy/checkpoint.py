@@ -25,9 +25,8 @@ class Checkpoint:
 
 
 def policy_checkpoint(model: T5ForConditionalGeneration, layout: PolicyLayout, **metadata: Any) -> Checkpoint:
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    # tied/shared tensors (shared embeddings) are stored once per name, as safetensors needs
-    state = {k: v.clone() for k, v in state.items()}
+    # each name gets its own copy: safetensors refuses tensors that share memory (T5's shared embeddings)
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     return Checkpoint({"kind": "t5_policy", "t5_config": model.config.to_dict(), "layout": layout.to_json(), **metadata}, state)
 
 
