@@ -30,15 +30,15 @@ def decode_lists(model, encoder: HistoryEncoder, samples: pd.DataFrame, trie: Si
     return out
 
 
-def list_metrics(ranked: np.ndarray, targets: np.ndarray, ks: list[int], seen: list[set[int]] | None, prefix: str = "") -> dict[str, float]:
+def list_metrics(ranked: np.ndarray, targets: np.ndarray, ks: list[int], seen: list[set[int]] | None) -> dict[str, float]:
     """HR/NDCG@K as decoded, hallucination@K (share of the top-K that names no item) and, with
     `seen`, HR/NDCG@K after removing the user's history items (suffix `_filtered`)."""
-    m = {f"{prefix}{k}": v for k, v in hr_ndcg(ranked, targets, ks).items()}
+    m = hr_ndcg(ranked, targets, ks)
     for k in ks:
-        m[f"{prefix}hallucination@{k}"] = float((ranked[:, :k] < 0).mean())
+        m[f"hallucination@{k}"] = float((ranked[:, :k] < 0).mean())
     if seen is not None:
         filtered = drop_seen(ranked, seen, max(ks))
-        m.update({f"{prefix}{k}_filtered": v for k, v in hr_ndcg(filtered, targets, ks).items()})
+        m.update({f"{k}_filtered": v for k, v in hr_ndcg(filtered, targets, ks).items()})
     return m
 
 

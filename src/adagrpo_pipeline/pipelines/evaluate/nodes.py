@@ -52,8 +52,7 @@ def popularity_baseline(test_sequences: pd.DataFrame, interactions: pd.DataFrame
     users = test_sequences["user_id"].to_numpy()
     ranked = popularity_ranking(popularity, len(users), len(items))
     seen = seen_before_holdout(interactions, users, held_out=1)
-    m = list_metrics(ranked[:, : max(params.ks)], test_sequences["target"].to_numpy(), params.ks, None)
-    m.update({k: v for k, v in list_metrics(ranked, test_sequences["target"].to_numpy(), params.ks, seen).items() if "_filtered" in k})
+    m = list_metrics(ranked, test_sequences["target"].to_numpy(), params.ks, seen)
     return pd.DataFrame([{"model": "popularity", "checkpoint_stage": "", **m}])
 
 
