@@ -56,14 +56,20 @@ def test_kedro_viz_build_exports_every_stage(project: Path) -> None:
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     graph = json.loads((project / "build/api/main").read_text())
     names = {n["name"] for n in graph["nodes"]}
+    # kedro-viz names a namespaced node by its short name and lists its namespace
+    tasks = {(n["name"], tuple(n.get("modular_pipelines") or ())[-1:]) for n in graph["nodes"] if n["type"] == "task"}
     from adagrpo_pipeline.pipelines.train_adagrpo.pipeline import STAGES
 
-    expected = {n.name for stage in STAGES for n in stage.create_pipeline().nodes} | {
-        "interactions", "impressions", "items", "train_sequences", "valid_sequences", "test_sequences",
-        "exposure_lorenz_plot", "item_embeddings", "semantic_ids", "sid_vocab", "sid_trie", "tokenizer_report",
-        "sft_policy", "evaluation_results"}
-    assert expected <= names, expected - names
+    expected = {(n.name.rsplit(".", 1)[-1], (n.namespace,) if n.namespace else ()) for stage in STAGES
+                for n in stage.create_pipeline().nodes}
+    assert expected <= tasks, expected - tasks
+    datasets = {"interactions", "impressions", "items", "train_sequences", "valid_sequences", "test_sequences",
+                "exposure_lorenz_plot", "item_embeddings", "semantic_ids", "sid_vocab", "sid_trie", "tokenizer_report",
+                "sft_policy", "ranker_model", "reward_calibration", "ranker_reliability_plot", "adagrpo.policy",
+                "adagrpo.checkpoints", "adagrpo.training_history", "evaluation_results"}
+    assert datasets <= names, datasets - names
     assert {"validate_raw_items", "validate_raw_interactions", "validate_raw_impressions",
             "validate_derived_tables", "validate_semantic_ids"} <= {n["name"] for n in graph["nodes"] if "validation" in n.get("tags", [])}
     assert set(graph["layers"]) >= {"primary", "feature", "model_input", "models", "reporting"}
-    assert {"ingest", "tokenize", "sft", "evaluate", "train_adagrpo", "__default__"} <= {p["id"] for p in graph["pipelines"]}
+    assert {"ingest", "tokenize", "sft", "reward", "adagrpo", "evaluate", "train_adagrpo", "compare",
+            "__default__"} <= {p["id"] for p in graph["pipelines"]}

@@ -1,6 +1,8 @@
 """`CheckpointDataset`: a versioned model checkpoint = a folder holding `model.safetensors`
-(the weights) and `config.json` (what the model is and how to rebuild it). Loading parses
-JSON and safetensors only: nothing is ever unpickled. Any fsspec filesystem works."""
+(the weights) and `config.json` (what the model is and how to rebuild it).
+`CheckpointSeriesDataset`: a versioned series of such checkpoints (e.g. every N training
+steps), one sub-folder per name. Loading parses JSON and safetensors only: nothing is ever
+unpickled. Any fsspec filesystem works."""
 
 from __future__ import annotations
 
@@ -17,6 +19,24 @@ from ._base import FsspecVersionedDataset
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 
+def _read(fs, root: str) -> Checkpoint:
+    with fs.open(f"{root}/{CONFIG}", "r") as fh:
+        config = json.load(fh)
+    with fs.open(f"{root}/{WEIGHTS}", "rb") as fh:
+        tensors = load_bytes(fh.read())
+    return Checkpoint(config=config, tensors=tensors)
+
+
+def _write(fs, root: str, data: Checkpoint, owner: str) -> None:
+    if not isinstance(data, Checkpoint):
+        raise DatasetError(f"{owner} saves a Checkpoint, got {type(data).__name__}")
+    fs.makedirs(root, exist_ok=True)
+    with fs.open(f"{root}/{WEIGHTS}", "wb") as fh:
+        fh.write(save_bytes({k: v.detach().cpu().contiguous() for k, v in data.tensors.items()}))
+    with fs.open(f"{root}/{CONFIG}", "w") as fh:  # written last: a complete folder has it
+        json.dump(data.config, fh, indent=2, sort_keys=True)
+
+
 class CheckpointDataset(FsspecVersionedDataset[Checkpoint]):
     """Example catalog entry::
 
@@ -29,20 +49,30 @@ class CheckpointDataset(FsspecVersionedDataset[Checkpoint]):
     _marker = CONFIG
 
     def load(self) -> Checkpoint:
-        root = self._load_root()
-        with self._fs.open(f"{root}/{CONFIG}", "r") as fh:
-            config = json.load(fh)
-        with self._fs.open(f"{root}/{WEIGHTS}", "rb") as fh:
-            tensors = load_bytes(fh.read())
-        return Checkpoint(config=config, tensors=tensors)
+        return _read(self._fs, self._load_root())
 
     def save(self, data: Checkpoint) -> None:
-        if not isinstance(data, Checkpoint):
-            raise DatasetError(f"{type(self).__name__} saves a Checkpoint, got {type(data).__name__}")
+        _write(self._fs, self._save_root(), data, type(self).__name__)
+        self._invalidate_cache()
+
+
+class CheckpointSeriesDataset(FsspecVersionedDataset[dict[str, Checkpoint]]):
+    """{name: Checkpoint} saved as `<filepath>/<version>/<basename>/<name>/`; loads them all,
+    sorted by name (zero-padded step names sort by step)."""
+
+    _marker = ""
+
+    def load(self) -> dict[str, Checkpoint]:
+        root = self._load_root()
+        names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(root, detail=False) if self._fs.isdir(p))
+        return {n: _read(self._fs, f"{root}/{n}") for n in names if self._fs.exists(f"{root}/{n}/{CONFIG}")}
+
+    def save(self, data: dict[str, Checkpoint]) -> None:
+        if not isinstance(data, dict) or not data:
+            raise DatasetError(f"{type(self).__name__} saves a non-empty dict of Checkpoints")
         root = self._save_root()
-        self._fs.makedirs(root, exist_ok=True)
-        with self._fs.open(f"{root}/{WEIGHTS}", "wb") as fh:
-            fh.write(save_bytes({k: v.detach().cpu().contiguous() for k, v in data.tensors.items()}))
-        with self._fs.open(f"{root}/{CONFIG}", "w") as fh:  # written last: a complete folder has it
-            json.dump(data.config, fh, indent=2, sort_keys=True)
+        for name, ckpt in data.items():
+            if "/" in name or not name:
+                raise DatasetError(f"checkpoint name {name!r} must be a plain folder name")
+            _write(self._fs, f"{root}/{name}", ckpt, type(self).__name__)
         self._invalidate_cache()

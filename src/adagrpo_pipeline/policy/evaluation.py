@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import torch
@@ -42,14 +44,30 @@ def list_metrics(ranked: np.ndarray, targets: np.ndarray, ks: list[int], seen: l
     return m
 
 
+RewardFn = Callable[[list, torch.Tensor], torch.Tensor]
+
+
+def list_quality(ranked: np.ndarray, histories: list, n_items: int, reward_fn: RewardFn | None, k: int = 10) -> dict[str, float]:
+    """Catalog coverage of the top-k lists (distinct items named / catalog size) and, with a
+    reward function, the mean reward of the top-k entries (invalid entries get its
+    `invalid_reward`)."""
+    top = ranked[:, :k]
+    m = {f"coverage@{k}": float(len(np.unique(top[top >= 0])) / n_items)}
+    if reward_fn is not None:
+        m[f"reward@{k}"] = float(reward_fn(histories, torch.as_tensor(top)).float().mean())
+    return m
+
+
 def evaluate_policy(model, encoder: HistoryEncoder, trie: SidTrie, samples: pd.DataFrame, ks: list[int], beams: int,
-                    batch_size: int, device: torch.device, seen: list[set[int]] | None = None) -> dict[str, float]:
+                    batch_size: int, device: torch.device, seen: list[set[int]] | None = None,
+                    reward_fn: RewardFn | None = None) -> dict[str, float]:
     """Unconstrained beam search (invalid = miss, hallucination visible) and constrained beam
-    search on the same samples."""
+    search on the same samples; coverage and mean reward of the unconstrained top-10."""
     targets = samples["target"].to_numpy()
     free = decode_lists(model, encoder, samples, trie, beams, False, batch_size, device)
     constrained = decode_lists(model, encoder, samples, trie, beams, True, batch_size, device)
     metrics = list_metrics(free, targets, ks, seen)
     cm = list_metrics(constrained, targets, ks, seen)
     metrics.update({f"constrained_{k}": v for k, v in cm.items() if "hallucination" not in k})
+    metrics.update(list_quality(free, samples["history"].to_list(), len(encoder.item_tokens), reward_fn))
     return metrics

@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from adagrpo_pipeline.semantic_ids.embeddings import resolve_device
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
+from adagrpo_pipeline.training import make_accelerator
 
 from .checkpoint import load_training_state, save_training_state
 from .config import SftParams
@@ -89,8 +88,7 @@ def train_sft(
     seen_valid: list[set[int]] | None = None,
     log_fn: LogFn | None = None,
 ) -> SftResult:
-    device = resolve_device(params.device)
-    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if device.type == "cuda" else "no")
+    accelerator = make_accelerator(params.device)
     device = accelerator.device
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, params.warmup_steps, params.max_steps)

@@ -1,4 +1,4 @@
-"""`train_adagrpo` (and `__default__`): ingest → tokenize → sft → evaluate.
+"""`train_adagrpo` (and `__default__`): ingest → tokenize → sft → reward → adagrpo → evaluate.
 
 It has its own folder so that Kedro's lazy `find_pipelines` can load it by name."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from adagrpo_pipeline.pipelines import evaluate, ingest, sft, tokenize
+from adagrpo_pipeline.pipelines import adagrpo, evaluate, ingest, reward, sft, tokenize
 
-STAGES = (ingest, tokenize, sft, evaluate)
+STAGES = (ingest, tokenize, sft, reward, adagrpo, evaluate)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -1,0 +1,1 @@
+"""AdaGRPO (DESIGN section 4): gated GRPO with an NLL anchor, and its baselines. Kedro-free."""

@@ -1,0 +1,78 @@
+"""Typed parameters of the RL stage (`params:adagrpo`) and the variants (DESIGN section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VariantKind = Literal["sft_continue", "grpo", "mix", "adagrpo"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """`sft_continue`: NLL only; `grpo`: uniform GRPO, no NLL; `mix` (alpha):
+    (1 − α)·NLL + α·GRPO with c ≡ 1; `adagrpo`: NLL + λ·Σ c·L_GRPO / B with the gate c."""
+
+    kind: VariantKind
+    alpha: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """Namespace-safe name: sft_continue, grpo, adagrpo, mix_0p5 (α = 0.5)."""
+        return f"mix_{self.alpha:g}".replace(".", "p").replace("-", "m") if self.kind == "mix" else self.kind
+
+    def weights(self, lam: float) -> tuple[float, float, bool]:
+        """(weight of the NLL, weight of the GRPO sum, whether the gate applies)."""
+        if self.kind == "sft_continue":
+            return 1.0, 0.0, False
+        if self.kind == "grpo":
+            return 0.0, 1.0, False
+        if self.kind == "mix":
+            return 1.0 - self.alpha, self.alpha, False
+        return 1.0, lam, True
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "alpha": self.alpha, "name": self.name}
+
+
+def variants(mix_alphas: list[float]) -> list[Variant]:
+    """The compared set: sft_continue, grpo, one mix per α, adagrpo."""
+    return [Variant("sft_continue"), Variant("grpo"), *(Variant("mix", float(a)) for a in mix_alphas), Variant("adagrpo")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RolloutParams(_Strict):
+    group_size: int = Field(8, ge=2, description="G candidates per sample")
+    mode: Literal["sample", "beam"] = "sample"
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (mode sample)")
+    constrained: bool = Field(False, description="restrict rollouts to valid items with the trie")
+
+
+class AdaGrpoParams(_Strict):
+    rollout: RolloutParams = RolloutParams()
+    lam: float = Field(1.0, ge=0, description="λ: weight of the gated GRPO term (adagrpo)")
+    k_pol: int = Field(1, ge=0, description="policy diagnostic passes when d_pol > k_pol")
+    k_rew: int = Field(2, ge=1, description="reward diagnostic passes when d_rew <= k_rew")
+    clip_eps: float = Field(0.2, gt=0, lt=1)
+    beta: float = Field(0.04, ge=0, description="weight of the k3 KL to the SFT policy")
+    adv_eps: float = Field(1e-6, gt=0)
+    inner_steps: int = Field(1, ge=1, description="grpo_inner_steps: updates per rollout batch")
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    max_steps: int = Field(600, ge=1)
+    checkpoint_every: int = Field(100, ge=1, description="a checkpoint (and resumable state) every N steps")
+    eval_every: int = Field(100, ge=1, description="validation metrics every N steps")
+    eval_users: int | None = Field(300, ge=1, description="validation users (a seeded subset); null = all")
+    eval_beams: int = Field(20, ge=10)
+    state_dir: str = Field("data/06_models/adagrpo_state", description="resumable state, one folder per namespace")
+    device: str = "auto"
+    seed: int = 0
+    mix_alphas: list[float] = Field(default_factory=lambda: [0.5], description="α of the mix_<α> variants in `compare`")
+    seeds: list[int] = Field(default_factory=lambda: [0], description="seeds of `compare`")

@@ -1,0 +1,146 @@
+"""Thin Kedro glue for `reward`; the work is in `adagrpo_pipeline.reward`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+
+from adagrpo_pipeline.policy.checkpoint import Checkpoint
+from adagrpo_pipeline.policy.config import EvaluateParams
+from adagrpo_pipeline.policy.data import seen_before_holdout
+from adagrpo_pipeline.policy.evaluation import list_quality
+from adagrpo_pipeline.reward.calibration import apply_calibrator, calibrate
+from adagrpo_pipeline.reward.config import RewardParams
+from adagrpo_pipeline.reward.data import (
+    EventIndex,
+    Requests,
+    build_requests,
+    flat_scores_labels,
+)
+from adagrpo_pipeline.reward.model import load_ranker, ranker_checkpoint
+from adagrpo_pipeline.reward.report import (
+    catalog_scores,
+    exposure_bias_auc,
+    plot_reliability,
+    probability_metrics,
+    relevance_by_decile,
+    retrieval_metrics,
+)
+from adagrpo_pipeline.reward.reward import RewardModel
+from adagrpo_pipeline.reward.train import score_requests, train_ranker
+from adagrpo_pipeline.semantic_ids.embeddings import drop_held_out, resolve_device
+from adagrpo_pipeline.tracking import metric_name, metrics_payload
+
+log = logging.getLogger(__name__)
+
+
+def _requests(impressions: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame, valid: pd.DataFrame,
+              test: pd.DataFrame) -> tuple[EventIndex, Requests]:
+    events = EventIndex.from_interactions(interactions)
+    bad = impressions["item_id"].to_numpy() >= len(items)
+    if bad.any():
+        raise ValueError(f"impressions: {int(bad.sum())} rows name item ids outside the catalog of {len(items)} items")
+    return events, build_requests(impressions, events, valid, test)
+
+
+def _log_to_mlflow(metrics: dict[str, float], step: int) -> None:
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics({metric_name(f"ranker.{k}"): v for k, v in metrics.items()}, step=step)
+
+
+def train_reward_ranker(impressions: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
+                        valid_sequences: pd.DataFrame, test_sequences: pd.DataFrame,
+                        params: RewardParams) -> tuple[Checkpoint, pd.DataFrame]:
+    events, req = _requests(impressions, interactions, items, valid_sequences, test_sequences)
+    counts = {s: int((req.split == s).sum()) for s in ("train", "valid", "test", "after")}
+    log.info("ranker requests: %s (slate width %d)", counts, req.slates.shape[1])
+    res = train_ranker(len(items), events, req.subset(req.split == "train"), req.subset(req.split == "valid"),
+                       params.ranker, log_fn=_log_to_mlflow)
+    ckpt = ranker_checkpoint(res.model, stage="reward", best_step=res.best_step, best_valid_auc=res.best_auc,
+                             requests=counts)
+    return ckpt, res.history
+
+
+def calibrate_reward(ranker_model: Checkpoint, impressions: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
+                     valid_sequences: pd.DataFrame, test_sequences: pd.DataFrame, params: RewardParams) -> dict[str, Any]:
+    """Fit every calibrator on one part of the valid users' impressions, keep the lowest
+    log-loss on the other part (test impressions stay untouched for the report)."""
+    device = resolve_device(params.ranker.device)
+    ranker = load_ranker(ranker_model, device)
+    events, req = _requests(impressions, interactions, items, valid_sequences, test_sequences)
+    valid = req.subset(req.split == "valid")
+    users = np.unique(valid.users)
+    rng = np.random.default_rng(params.calibration.seed)
+    select_users = rng.choice(users, max(1, int(round(len(users) * params.calibration.select_fraction))), replace=False)
+    is_select = np.isin(valid.users, select_users)
+    scores = score_requests(ranker, events, valid, params.batch_size, device)
+    fit = flat_scores_labels(scores[~is_select], valid.subset(~is_select))
+    select = flat_scores_labels(scores[is_select], valid.subset(is_select))
+    result = calibrate(list(params.calibration.methods), fit, select)
+    for m, c in result["candidates"].items():
+        log.info("calibration %s: select log-loss %.5f", m, c["select_logloss"])
+    log.info("calibration chosen: %s (fit on %d impressions, selected on %d)", result["chosen"]["method"],
+             len(fit[0]), len(select[0]))
+    return {**result, "fit_impressions": len(fit[0]), "select_impressions": len(select[0]),
+            "invalid_reward": params.invalid_reward}
+
+
+def report_reward(ranker_model: Checkpoint, reward_calibration: dict[str, Any], impressions: pd.DataFrame,
+                  interactions: pd.DataFrame, items: pd.DataFrame, valid_sequences: pd.DataFrame,
+                  test_sequences: pd.DataFrame, ground_truth_relevance: pd.DataFrame,
+                  params: RewardParams) -> tuple[pd.DataFrame, pd.DataFrame, plt.Figure, dict[str, Any]]:
+    device = resolve_device(params.ranker.device)
+    ranker = load_ranker(ranker_model, device)
+    cal = reward_calibration["chosen"]
+    bins = params.report.ece_bins
+    events, req = _requests(impressions, interactions, items, valid_sequences, test_sequences)
+    test = req.subset(req.split == "test")
+    s, y = flat_scores_labels(score_requests(ranker, events, test, params.batch_size, device), test)
+    rows = []
+    for stage, c in (("raw", None), ("calibrated", cal)):
+        for name, value in probability_metrics(s, y, c, bins).items():
+            rows.append({"section": "test_impressions", "calibration": stage, "metric": name, "value": value})
+
+    histories = test_sequences["history"]
+    targets = test_sequences["target"].to_numpy()
+    scores = catalog_scores(ranker, histories, params.batch_size)
+    exposure = np.bincount(impressions["item_id"].to_numpy(), minlength=len(items))
+    for name, value in exposure_bias_auc(scores, targets, exposure, params.report.negatives, params.report.seed).items():
+        rows.append({"section": "next_item", "calibration": "raw", "metric": name, "value": value})
+    table = pd.DataFrame(rows)
+
+    if len(ground_truth_relevance):
+        popularity = np.bincount(drop_held_out(interactions, 2)["item_id"], minlength=len(items))
+        rewards = apply_calibrator(cal, scores)
+        deciles = relevance_by_decile(rewards, test_sequences["user_id"].to_numpy(), ground_truth_relevance, popularity)
+    else:
+        deciles = pd.DataFrame({"popularity_decile": pd.Series(dtype=str), "pairs": pd.Series(dtype="int64"),
+                                "spearman": pd.Series(dtype=float)})
+        log.info("no ground-truth relevance for this source: reward/relevance correlation skipped (synthetic source only)")
+
+    fig = plot_reliability(s, y, cal, bins, f"Ranker reliability on test impressions ({len(y)} shown items)")
+    flat = {f"{r.calibration}_{r.metric}" if r.section == "test_impressions" else r.metric: r.value for r in table.itertuples()}
+    flat.update({f"spearman_relevance_decile_{d}": v for d, v in zip(deciles["popularity_decile"], deciles["spearman"], strict=True)})
+    log.info("ranker report: %s", ", ".join(f"{k}={v:.4f}" for k, v in flat.items()))
+    return table, deciles, fig, metrics_payload(flat)
+
+
+def ranker_retrieval(ranker_model: Checkpoint, reward_calibration: dict[str, Any], test_sequences: pd.DataFrame,
+                     interactions: pd.DataFrame, reward_params: RewardParams, params: EvaluateParams) -> pd.DataFrame:
+    """The ranker as a full-catalog retriever on the test split: the SASRec reference row."""
+    device = resolve_device(params.device)
+    ranker = load_ranker(ranker_model, device)
+    scores = catalog_scores(ranker, test_sequences["history"], reward_params.batch_size)
+    seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
+    m = retrieval_metrics(scores, test_sequences["target"].to_numpy(), seen, params.ks)
+    reward = RewardModel(ranker, reward_calibration["chosen"], reward_params.invalid_reward, reward_params.batch_size)
+    m.update(list_quality(scores.topk(10, dim=1).indices.cpu().numpy(), test_sequences["history"].to_list(),
+                          ranker.n_items, reward))
+    log.info("ranker as retriever (test): hr@10=%.4f ndcg@10=%.4f hr@10_filtered=%.4f ndcg@10_filtered=%.4f",
+             m.get("hr@10", np.nan), m.get("ndcg@10", np.nan), m.get("hr@10_filtered", np.nan), m.get("ndcg@10_filtered", np.nan))
+    return pd.DataFrame([{"model": "sasrec_ranker", "checkpoint_stage": "reward", "step": 0, **m}])

@@ -1,0 +1,27 @@
+"""`reward`: train the ranker on impressions, calibrate it, report on it, and score it as a
+full-catalog retriever (the SASRec reference row of `evaluate`)."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from . import nodes as n
+
+P = "params:reward"
+TABLES = ["impressions", "interactions", "items", "valid_sequences", "test_sequences"]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(n.train_reward_ranker, [*TABLES, P], ["ranker_model", "ranker_history"], name="train_reward_ranker",
+                 tags="training"),
+            node(n.calibrate_reward, ["ranker_model", *TABLES, P], "reward_calibration", name="calibrate_reward"),
+            node(n.report_reward, ["ranker_model", "reward_calibration", *TABLES, "ground_truth_relevance", P],
+                 ["ranker_report", "ranker_relevance_by_decile", "ranker_reliability_plot", "reward_metrics"],
+                 name="report_reward"),
+            node(n.ranker_retrieval, ["ranker_model", "reward_calibration", "test_sequences", "interactions", P, "params:evaluate"],
+                 "ranker_evaluation", name="ranker_retrieval"),
+        ],
+        tags="reward",
+    )

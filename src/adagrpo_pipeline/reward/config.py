@@ -1,0 +1,56 @@
+"""Typed parameters of the `reward` stage (`params:reward`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RankerSize(_Strict):
+    d_model: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+    d_ff: int = Field(256, ge=8)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+
+
+class RankerTrainParams(_Strict):
+    model: RankerSize = RankerSize()
+    max_history: int = Field(20, ge=1, description="history items the ranker reads (most recent)")
+    batch_size: int = Field(256, ge=1, description="requests (slates) per step")
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_steps: int = Field(1000, ge=1)
+    grad_clip: float = Field(1.0, gt=0)
+    eval_every: int = Field(100, ge=1, description="validation AUC every N steps")
+    patience: int = Field(3, ge=1, description="evaluations without AUC improvement before stopping")
+    device: str = "auto"
+    seed: int = 0
+
+
+CalibrationMethod = Literal["platt", "temperature", "isotonic"]
+
+
+class CalibrationParams(_Strict):
+    methods: list[CalibrationMethod] = Field(default_factory=lambda: ["platt", "temperature", "isotonic"])
+    select_fraction: float = Field(0.5, gt=0, lt=1, description="share of validation users held out to choose the method")
+    seed: int = 0
+
+
+class RewardReportParams(_Strict):
+    ece_bins: int = Field(15, ge=2)
+    negatives: int = Field(100, ge=1, description="negatives per test user for the exposure-bias AUCs")
+    seed: int = 0
+
+
+class RewardParams(_Strict):
+    ranker: RankerTrainParams = RankerTrainParams()
+    calibration: CalibrationParams = CalibrationParams()
+    report: RewardReportParams = RewardReportParams()
+    invalid_reward: float = Field(0.0, description="reward of a candidate that names no item")
+    batch_size: int = Field(512, ge=1, description="histories per batch when scoring")
