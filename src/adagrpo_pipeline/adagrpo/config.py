@@ -69,7 +69,8 @@ class AdaGrpoParams(_Strict):
     max_steps: int = Field(600, ge=1)
     checkpoint_every: int = Field(100, ge=1, description="a checkpoint (and resumable state) every N steps")
     eval_every: int = Field(100, ge=1, description="validation metrics every N steps")
-    eval_users: int | None = Field(300, ge=1, description="validation users (a seeded subset); null = all")
+    eval_users: int | None = Field(300, ge=1, description="validation users (a subset drawn with eval_seed); null = all")
+    eval_seed: int = Field(0, description="seed of the validation subset: the same users for every run and seed")
     eval_beams: int = Field(20, ge=10)
     state_dir: str = Field("data/06_models/adagrpo_state", description="resumable state, one folder per namespace")
     device: str = "auto"

@@ -101,6 +101,40 @@ class StepOutput:
     metrics: dict[str, float]
 
 
+def diagnostics(ro: Rollouts, logp: torch.Tensor, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d_pol, d_rew) per sample over C = unique({y*} ∪ rollouts): the rank of y* by the
+    policy's sequence log-probability (`logp`: token log-probs of `ro.seqs`) and by reward."""
+    keys = sequence_keys(ro.seqs, vocab_size)
+    seq_logp = logp.sum(dim=-1)
+    d_pol = rank_of_target(keys[:, 0], seq_logp[:, 0], keys[:, 1:], seq_logp[:, 1:])
+    d_rew = rank_of_target(keys[:, 0], ro.target_reward, keys[:, 1:], ro.rewards)
+    return d_pol, d_rew
+
+
+@torch.no_grad()
+def sample_diagnostics(model, encoder: HistoryEncoder, samples: pd.DataFrame, trie: SidTrie, reward_model: RewardModel,
+                       p: AdaGrpoParams, batch_size: int, device: torch.device) -> pd.DataFrame:
+    """d_pol, d_rew and the gate of every sample under `model` (e.g. the SFT policy on the test
+    split, for the strata of DESIGN section 5), with the RL stage's rollout settings and seed."""
+    model.eval()
+    trie = trie.to(device)
+    histories, users, targets = samples["history"].to_list(), samples["user_id"].to_numpy(), samples["target"].to_numpy()
+    out = []
+    for lo in range(0, len(samples), batch_size):
+        sl = slice(lo, lo + batch_size)
+        x, mask = (t.to(device) for t in encoder(histories[sl], users[sl]))
+        gen = torch.Generator(device=device).manual_seed(int(p.seed) * 1_000_003 + lo)
+        ro = rollout(model, x, mask, encoder.targets(targets[sl]).to(device), targets[sl], histories[sl], trie,
+                     reward_model, p, gen)
+        d_pol, d_rew = diagnostics(ro, sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs),
+                                   encoder.layout.vocab_size)
+        out.append(pd.DataFrame({"user_id": users[sl], "d_pol": d_pol.cpu().numpy(), "d_rew": d_rew.cpu().numpy()}))
+    df = pd.concat(out, ignore_index=True)
+    df["pass_pol"], df["pass_rew"] = df["d_pol"] > p.k_pol, df["d_rew"] <= p.k_rew
+    df["admitted"] = df["pass_pol"] & df["pass_rew"]
+    return df
+
+
 def step_losses(model, ref_model, x, mask, ro: Rollouts, logp_old: torch.Tensor | None, variant: Variant,
                 p: AdaGrpoParams, vocab_size: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     """Loss of one update on a rollout batch, its diagnostics, and π_θ's log-probabilities
@@ -112,10 +146,7 @@ def step_losses(model, ref_model, x, mask, ro: Rollouts, logp_old: torch.Tensor 
     nll = -logp[:, 0].mean(dim=-1)  # per-token NLL of y*, as in SFT
     adv = group_advantages(ro.rewards, p.adv_eps)
     grpo, kl = grpo_loss_per_sample(logp[:, 1:], old[:, 1:], logp_ref[:, 1:], adv, p.clip_eps, p.beta)
-    keys = sequence_keys(ro.seqs, vocab_size)
-    seq_logp = old.sum(dim=-1)
-    d_pol = rank_of_target(keys[:, 0], seq_logp[:, 0], keys[:, 1:], seq_logp[:, 1:])
-    d_rew = rank_of_target(keys[:, 0], ro.target_reward, keys[:, 1:], ro.rewards)
+    d_pol, d_rew = diagnostics(ro, old, vocab_size)
     c = gate(d_pol, d_rew, p.k_pol, p.k_rew)
     loss = variant_loss(variant, nll, grpo, c, p.lam)
     diag = {"nll": nll.detach(), "grpo_loss": grpo.detach(), "kl": kl.detach(), "d_pol": d_pol, "d_rew": d_rew,
@@ -211,7 +242,7 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
     trie = trie.to(device)
 
     if p.eval_users is not None and p.eval_users < len(valid):
-        idx = np.sort(np.random.default_rng(p.seed).choice(len(valid), p.eval_users, replace=False))
+        idx = np.sort(np.random.default_rng(p.eval_seed).choice(len(valid), p.eval_users, replace=False))
         valid = valid.iloc[idx].reset_index(drop=True)
         seen_valid = [seen_valid[i] for i in idx] if seen_valid is not None else None
 

@@ -36,4 +36,5 @@ class EvaluateParams(_Strict):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
     beam_factor: int = Field(2, ge=1, description="beam width = beam_factor x max(ks) (DESIGN: width >= 2K)")
     batch_size: int = Field(128, ge=1)
+    steps: list[int] | None = Field(None, description="RL checkpoints (steps) to evaluate; null = every saved one")
     device: str = "auto"

@@ -60,14 +60,15 @@ def list_quality(ranked: np.ndarray, histories: list, n_items: int, reward_fn: R
 
 def evaluate_policy(model, encoder: HistoryEncoder, trie: SidTrie, samples: pd.DataFrame, ks: list[int], beams: int,
                     batch_size: int, device: torch.device, seen: list[set[int]] | None = None,
-                    reward_fn: RewardFn | None = None) -> dict[str, float]:
-    """Unconstrained beam search (invalid = miss, hallucination visible) and constrained beam
-    search on the same samples; coverage and mean reward of the unconstrained top-10."""
+                    reward_fn: RewardFn | None = None, constrained: bool = True) -> tuple[dict[str, float], np.ndarray]:
+    """Unconstrained beam search (invalid = miss, hallucination visible) and, with
+    `constrained`, constrained beam search on the same samples; coverage and mean reward of the
+    unconstrained top-10. Returns the metrics and the unconstrained ranked lists."""
     targets = samples["target"].to_numpy()
     free = decode_lists(model, encoder, samples, trie, beams, False, batch_size, device)
-    constrained = decode_lists(model, encoder, samples, trie, beams, True, batch_size, device)
     metrics = list_metrics(free, targets, ks, seen)
-    cm = list_metrics(constrained, targets, ks, seen)
-    metrics.update({f"constrained_{k}": v for k, v in cm.items() if "hallucination" not in k})
+    if constrained:
+        cm = list_metrics(decode_lists(model, encoder, samples, trie, beams, True, batch_size, device), targets, ks, seen)
+        metrics.update({f"constrained_{k}": v for k, v in cm.items() if "hallucination" not in k})
     metrics.update(list_quality(free, samples["history"].to_list(), len(encoder.item_tokens), reward_fn))
-    return metrics
+    return metrics, free

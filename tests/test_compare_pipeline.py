@@ -1,0 +1,63 @@
+"""`compare` on tiny data: every variant × seed, mean ± std, one variant re-run via
+`--namespaces`, the notebook, and the viz export of the graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+from nbclient import NotebookClient
+
+from conftest import REPO
+from test_train_pipeline import kedro, ran_nodes, tiny_project, versions
+
+VARIANTS = ["sft_continue", "grpo", "mix_0p5", "adagrpo"]
+
+
+def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
+    tiny_project(project)
+    out = kedro(project, "run", "--pipeline=compare")
+    expected = {f"{v}.seed_{s}.{n}" for v in VARIANTS for s in (0, 1) for n in ("train_policy", "evaluate_checkpoints")}
+    assert ran_nodes(out) == expected | {"evaluate_sft_policy", "popularity_baseline", "report"}
+
+    summary = pd.read_parquet(versions(project, "data/08_reporting/evaluation_summary.parquet")[-1])
+    assert sorted(summary["variant"].unique()) == sorted(VARIANTS) and set(summary["seeds"]) == {2}
+    runs = pd.read_parquet(versions(project, "data/08_reporting/evaluation_results.parquet")[-1])
+    final = runs[runs["checkpoint"] == "final"]
+    for variant in VARIANTS:  # the summary is the mean and std of the two seeds' rows
+        hr = final.loc[final["variant"] == variant, "hr@10"]
+        row = summary[(summary["variant"] == variant) & (summary["checkpoint"] == "final")].iloc[0]
+        assert row["hr@10_mean"] == hr.mean() and abs(row["hr@10_std"] - hr.std(ddof=1)) < 1e-12
+    strata = pd.read_parquet(versions(project, "data/08_reporting/evaluation_strata.parquet")[-1])
+    assert set(strata["variant"]) == set(VARIANTS) and strata.groupby("variant")["samples"].sum().eq(60).all()
+    report = (project / "data/08_reporting/report.md").read_text()
+    assert "2 seeds [0, 1]" in report and all(v in report for v in VARIANTS)
+
+    # one variant (both seeds) via --namespaces; the others' outputs are untouched
+    out = kedro(project, "run", "--pipeline=compare", "--namespaces=grpo")
+    assert ran_nodes(out) == {f"grpo.seed_{s}.{n}" for s in (0, 1) for n in ("train_policy", "evaluate_checkpoints")}
+    assert len(versions(project, "data/06_models/rl/grpo.seed_0/checkpoints")) == 2
+    assert len(versions(project, "data/06_models/rl/adagrpo.seed_0/checkpoints")) == 1
+    # then the report alone, on every saved evaluation
+    assert ran_nodes(kedro(project, "run", "--pipeline=compare", "--nodes=report")) == {"report"}
+
+    # the notebook loads the results through Kedro's IPython extension and draws the frontier
+    nb = nbformat.read(REPO / "notebooks/frontier.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("adagrpo.seed_1" in o.get("data", {}).get("text/plain", "") for o in outputs)
+
+    # kedro viz: the compare graph holds every run's nodes and checkpoint datasets
+    kedro(project, "viz", "build")
+    graph = json.loads((project / "build/api/pipelines/compare").read_text())
+    tasks = {(n["name"], (n.get("modular_pipelines") or [""])[-1]) for n in graph["nodes"] if n["type"] == "task"}
+    for v in VARIANTS:
+        for s in (0, 1):
+            assert ("train_policy", f"{v}.seed_{s}") in tasks and ("evaluate_checkpoints", f"{v}.seed_{s}") in tasks
+    names = {n["name"] for n in graph["nodes"]}
+    assert {f"{v}.seed_{s}.{d}" for v in VARIANTS for s in (0, 1) for d in ("checkpoints", "policy")} <= names
+    assert {"sft_policy", "ranker_model", "reward_calibration", "report_md"} <= names
