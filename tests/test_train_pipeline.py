@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import yaml
 
@@ -51,7 +52,7 @@ def tiny_project(project: Path) -> None:
     run_session(project, "train_adagrpo")
 
 
-def test_train_then_partial_reruns(project: Path) -> None:
+def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
     tiny_project(project)
     sft = versions(project, "data/06_models/sft_policy")
     assert len(sft) == 1 and {p.name for p in sft[0].iterdir()} == {"config.json", "model.safetensors"}
@@ -95,6 +96,13 @@ def test_train_then_partial_reruns(project: Path) -> None:
     assert len(versions(project, "data/06_models/rl/adagrpo/checkpoints")) == 1
     second = pd.read_parquet(versions(project, "data/08_reporting/evaluation_results.parquet")[-1])
     pd.testing.assert_frame_equal(first, second)
+    mlflow.set_tracking_uri(f"sqlite:///{mlflow_db}")
+    run = mlflow.search_runs(experiment_names=["adagrpo_pipeline"], filter_string="tags.mlflow.runName = 'evaluate'",
+                             order_by=["start_time DESC"]).iloc[0]
+    curve = mlflow.MlflowClient().get_metric_history(run["run_id"], "adagrpo.test.hr_at_10")
+    assert {m.step: m.value for m in curve} == dict(zip(evals.loc[evals["split"] == "test", "step"],
+                                                       evals.loc[evals["split"] == "test", "hr@10"], strict=True))
+    assert run["metrics.evaluation_metrics.adagrpo.final.hr_at_10_mean"] == final["hr@10"]
 
     # 2. one checkpoint of a given run: --load-versions picks the run, evaluate.steps the step
     version = series[0].parent.name

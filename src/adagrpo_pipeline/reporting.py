@@ -78,6 +78,14 @@ def strata_table(sft_hits: pd.DataFrame, run_hits: dict[Run, pd.DataFrame], chec
     return pd.DataFrame(rows)
 
 
+def strata_wide(strata: pd.DataFrame) -> pd.DataFrame:
+    """One row per stratum (size, SFT HR@10) and one column per variant (mean HR@10 change)."""
+    order = [label for _, _, label in STRATA]
+    base = strata.drop_duplicates("stratum").set_index("stratum")[["samples", "sft_hr@10"]]
+    wide = strata.pivot(index="stratum", columns="variant", values="delta_hr@10_mean")
+    return base.join(wide[list(dict.fromkeys(strata["variant"]))]).reindex(order).reset_index()
+
+
 def _variant_colors(variants: list[str]) -> dict[str, tuple]:
     cmap = plt.get_cmap("tab10")
     return {v: cmap(i % 10) for i, v in enumerate(variants)}
@@ -149,3 +157,30 @@ def fmt_mean_std(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     for m in metrics:
         out[m] = [f"{a:.4f} ± {b:.4f}" for a, b in zip(summary[f"{m}_mean"], summary[f"{m}_std"], strict=True)]
     return out
+
+
+def verdict(summary: pd.DataFrame, sft: pd.Series, checkpoint: str = "final", target: str = "adagrpo") -> list[str]:
+    """Plain sentences: does `target` beat SFT, uniform GRPO and the best fixed mixture on HR@10
+    at equal or lower hallucination? A difference within the seeds' spread (|Δ| ≤ the larger
+    std) is called a tie."""
+    s = summary[summary["checkpoint"] == checkpoint].set_index("variant")
+    if target not in s.index:
+        return []
+    a = s.loc[target]
+    rivals = [("SFT", sft["hr@10"], 0.0, sft["hallucination@10"])]
+    if "grpo" in s.index:
+        rivals.append(("uniform GRPO", s.loc["grpo", "hr@10_mean"], s.loc["grpo", "hr@10_std"], s.loc["grpo", "hallucination@10_mean"]))
+    mixes = s[s.index.str.startswith("mix_")]
+    if len(mixes):
+        best = mixes["hr@10_mean"].idxmax()
+        rivals.append((f"the best fixed mixture ({best})", mixes.loc[best, "hr@10_mean"], mixes.loc[best, "hr@10_std"],
+                       mixes.loc[best, "hallucination@10_mean"]))
+    lines = []
+    for name, hr, std, hall in rivals:
+        diff, spread = a["hr@10_mean"] - hr, max(a["hr@10_std"], std)
+        outcome = "ties with" if abs(diff) <= spread else "beats" if diff > 0 else "loses to"
+        hall_cmp = "equal or lower" if a["hallucination@10_mean"] <= hall + 1e-12 else "higher"
+        lines.append(f"- {target} ({checkpoint}) {outcome} {name} on HR@10: {a['hr@10_mean']:.4f} ± {a['hr@10_std']:.4f} "
+                     f"vs {hr:.4f} ± {std:.4f} (Δ {diff:+.4f}), at {hall_cmp} hallucination@10 "
+                     f"({a['hallucination@10_mean']:.4f} vs {hall:.4f}).")
+    return lines

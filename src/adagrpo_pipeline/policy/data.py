@@ -39,3 +39,17 @@ def check_same_semantic_ids(config: dict, item_tokens: np.ndarray) -> None:
             "(did `tokenize` run again since?): re-run `sft`, or pick matching versions with "
             "--load-versions=semantic_ids:<version>,sid_trie:<version>,sid_vocab:<version>"
         )
+
+
+def load_checked_policy(ckpt, semantic_ids: pd.DataFrame, sid_vocab: dict, device="cpu"):
+    """A policy checkpoint and its history encoder, after checking that it was trained on the
+    current semantic-ID vocabulary and item tokens."""
+    from .checkpoint import load_policy
+    from .model import HistoryEncoder
+
+    model, layout = load_policy(ckpt, device)
+    if layout.sid_vocab != SidVocab.from_json(sid_vocab):
+        raise ValueError("the policy checkpoint was trained on another semantic-ID vocabulary than `sid_vocab`")
+    tokens = item_token_table(semantic_ids, layout.sid_vocab)
+    check_same_semantic_ids(ckpt.config, tokens)
+    return model, HistoryEncoder(layout, tokens)

@@ -13,13 +13,11 @@ import torch
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams, Variant
 from adagrpo_pipeline.adagrpo.train import train_rl
-from adagrpo_pipeline.policy.checkpoint import Checkpoint, load_policy
-from adagrpo_pipeline.policy.data import check_same_semantic_ids, item_token_table, seen_before_holdout
-from adagrpo_pipeline.policy.model import HistoryEncoder
+from adagrpo_pipeline.policy.checkpoint import Checkpoint
+from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
 from adagrpo_pipeline.reward.model import load_ranker
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.tracking import metric_name
 
 log = logging.getLogger(__name__)
@@ -47,12 +45,8 @@ def make_train_node(variant: Variant, namespace: str, seed: int | None = None) -
         params: AdaGrpoParams,
     ) -> tuple[Checkpoint, dict[str, Checkpoint], pd.DataFrame]:
         p = params if seed is None else params.model_copy(update={"seed": seed})
-        model, layout = load_policy(sft_policy, "cpu")
-        if layout.sid_vocab != SidVocab.from_json(sid_vocab):
-            raise ValueError("the SFT policy was trained on another semantic-ID vocabulary than `sid_vocab`")
-        tokens = item_token_table(semantic_ids, layout.sid_vocab)
-        check_same_semantic_ids(sft_policy.config, tokens)
-        encoder = HistoryEncoder(layout, tokens)
+        model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, "cpu")
+        layout = encoder.layout
         reward_model = reward_model_from(ranker_model, reward_calibration)
         seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
 

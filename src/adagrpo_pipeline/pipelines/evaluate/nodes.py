@@ -15,16 +15,15 @@ from adagrpo_pipeline import reporting as rep
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.train import sample_diagnostics
 from adagrpo_pipeline.pipelines.adagrpo.nodes import reward_model_from
-from adagrpo_pipeline.policy.checkpoint import Checkpoint, load_policy
+from adagrpo_pipeline.policy.checkpoint import Checkpoint
 from adagrpo_pipeline.policy.config import EvaluateParams
-from adagrpo_pipeline.policy.data import check_same_semantic_ids, item_token_table, seen_before_holdout
+from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
 from adagrpo_pipeline.policy.evaluation import evaluate_policy, list_metrics, list_quality
 from adagrpo_pipeline.policy.metrics import drop_seen, hit_rank, popularity_ranking
 from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.semantic_ids.embeddings import drop_held_out, resolve_device
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.semantic_ids.vocab import SidVocab
-from adagrpo_pipeline.tracking import metrics_payload
+from adagrpo_pipeline.tracking import metric_name, metrics_payload
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class _Evaluator:
                  sid_vocab: dict[str, Any], sid_trie: dict, ranker_model: Checkpoint, reward_calibration: dict[str, Any],
                  params: EvaluateParams):
         self.params, self.device = params, resolve_device(params.device)
-        self.vocab = SidVocab.from_json(sid_vocab)
+        self.sid_vocab = sid_vocab
         self.semantic_ids, self.trie = semantic_ids, SidTrie.from_tensors(sid_trie)
         self.splits = {"test": (test, seen_before_holdout(interactions, test["user_id"].to_numpy(), held_out=1)),
                        "valid": (valid, seen_before_holdout(interactions, valid["user_id"].to_numpy(), held_out=2))}
@@ -46,12 +45,7 @@ class _Evaluator:
         self.beams = params.beam_factor * max(params.ks)
 
     def load(self, ckpt: Checkpoint):
-        model, layout = load_policy(ckpt, self.device)
-        if layout.sid_vocab != self.vocab:
-            raise ValueError("the policy checkpoint was trained on another semantic-ID vocabulary than `sid_vocab`")
-        tokens = item_token_table(self.semantic_ids, layout.sid_vocab)
-        check_same_semantic_ids(ckpt.config, tokens)
-        return model, HistoryEncoder(layout, tokens)
+        return load_checked_policy(ckpt, self.semantic_ids, self.sid_vocab, self.device)
 
     def score(self, model, encoder: HistoryEncoder, split: str, full: bool) -> tuple[dict[str, float], pd.DataFrame]:
         """Metrics on a split (`full`: constrained decoding too) and per-sample hits@10."""
@@ -106,6 +100,11 @@ def evaluate_checkpoints(checkpoints: dict[str, Checkpoint], test_sequences: pd.
         log.info("%s step %d: test hr@10 %.4f, hallucination@10 %.4f, valid %s %.4f", by_step[step].config.get("namespace"),
                  step, rows[-1]["hr@10"], rows[-1]["hallucination@10"], rep.SELECT_ON, rows[-2][rep.SELECT_ON])
     table = pd.DataFrame(rows)
+    if mlflow.active_run() is not None:  # one point per checkpoint: MLflow draws them against the step
+        namespace = by_step[steps[0]].config.get("namespace", "policy")
+        for row in rows:
+            mlflow.log_metrics({metric_name(f"{namespace}.{row['split']}.{k}"): float(v) for k, v in row.items()
+                                if k not in ("step", "split") and v == v}, step=int(row["step"]))
     best = rep.best_step(table)
     hits = pd.concat([test_hits[max(steps)].assign(checkpoint="final", step=max(steps)),
                       test_hits[best].assign(checkpoint="best", step=best)], ignore_index=True)
@@ -171,6 +170,9 @@ def make_report_node(runs: list[rep.Run], title: str) -> Callable[..., tuple]:
               "`final` = last checkpoint; `best` = the checkpoint with the highest validation NDCG@10 "
               "(history-filtered), reported on test.", "",
               rep.fmt_mean_std(summary, shown).to_markdown(index=False), "",
+              "## Reading", "",
+              "A difference smaller than the larger of the two standard deviations over seeds is called a tie.", "",
+              *rep.verdict(summary, sft_evaluation.iloc[0], "final"), *rep.verdict(summary, sft_evaluation.iloc[0], "best"), "",
               "## Reference rows", "", refs[ref_cols].to_markdown(index=False, floatfmt=".4f"), "",
               "## Every run", "",
               run_table[["namespace", "checkpoint", "step", *shown]].to_markdown(index=False, floatfmt=".4f"), "",
@@ -178,8 +180,7 @@ def make_report_node(runs: list[rep.Run], title: str) -> Callable[..., tuple]:
               f"Test samples split by the SFT policy's diagnostics (k_pol = {rl_params.get('k_pol')}, "
               f"k_rew = {rl_params.get('k_rew')}); {admitted:.1%} would be admitted by the gate. HR@10 as decoded; "
               "change = variant − SFT on the same samples (final checkpoints).", "",
-              strata.pivot_table(index=["stratum", "samples", "sft_hr@10"], columns="variant", values="delta_hr@10_mean", dropna=False,
-                                 sort=False).reset_index().to_markdown(index=False, floatfmt=".4f"), "",
+              rep.strata_wide(strata).to_markdown(index=False, floatfmt=".4f"), "",
               "## Plots", "", "![training dynamics](report_dynamics.png)", "", "![frontier](report_frontier.png)", "",
               "![strata](report_strata.png)", "",
               "## Configuration", "", "```json",
