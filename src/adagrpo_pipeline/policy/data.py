@@ -6,9 +6,14 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import torch
+from transformers import T5ForConditionalGeneration
 
 from adagrpo_pipeline.semantic_ids.embeddings import drop_held_out
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+
+from .checkpoint import Checkpoint, load_policy
+from .model import HistoryEncoder
 
 
 def item_token_table(semantic_ids: pd.DataFrame, vocab: SidVocab) -> np.ndarray:
@@ -41,12 +46,10 @@ def check_same_semantic_ids(config: dict, item_tokens: np.ndarray) -> None:
         )
 
 
-def load_checked_policy(ckpt, semantic_ids: pd.DataFrame, sid_vocab: dict, device="cpu"):
+def load_checked_policy(ckpt: Checkpoint, semantic_ids: pd.DataFrame, sid_vocab: dict,
+                        device: torch.device | str = "cpu") -> tuple[T5ForConditionalGeneration, HistoryEncoder]:
     """A policy checkpoint and its history encoder, after checking that it was trained on the
     current semantic-ID vocabulary and item tokens."""
-    from .checkpoint import load_policy
-    from .model import HistoryEncoder
-
     model, layout = load_policy(ckpt, device)
     if layout.sid_vocab != SidVocab.from_json(sid_vocab):
         raise ValueError("the policy checkpoint was trained on another semantic-ID vocabulary than `sid_vocab`")
