@@ -35,10 +35,9 @@ from adagrpo_pipeline.policy.checkpoint import load_training_state, save_trainin
 from adagrpo_pipeline.policy.decoding import beam_search, sample
 from adagrpo_pipeline.policy.evaluation import decode_lists, list_metrics, list_quality
 from adagrpo_pipeline.policy.model import HistoryEncoder, encoder_inputs
-from adagrpo_pipeline.policy.sft import _batch_indices
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.training import make_accelerator
+from adagrpo_pipeline.training import batch_indices, cpu_state_dict, make_accelerator
 
 from .config import AdaGrpoParams, Variant
 from .losses import (
@@ -231,7 +230,7 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
     """Fine-tune `model` (initialised from the SFT policy, which also becomes π_ref)."""
     accelerator = make_accelerator(p.device)
     device = accelerator.device
-    init = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    init = cpu_state_dict(model)
     ref_model = copy.deepcopy(model).to(device).eval().requires_grad_(False)
     model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
@@ -271,7 +270,7 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
     bar = tqdm(total=p.max_steps, initial=counters["step"], desc=variant.name, unit="step", disable=None)
     while counters["step"] < p.max_steps:
         step = counters["step"]
-        idx = _batch_indices(step, len(train), p.batch_size, p.seed)
+        idx = batch_indices(step, len(train), p.batch_size, p.seed)
         row = {"step": step + 1, **train_step(accelerator, model, raw, ref_model, optimizer, scheduler, encoder,
                                               [histories[i] for i in idx], users[idx], targets[idx], trie, reward_model,
                                               variant, p, step)}
@@ -291,7 +290,7 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
             log_fn({k: v for k, v in row.items() if k != "step"}, step)
         if step % p.checkpoint_every == 0 or step == p.max_steps:
             _ckpt_path(state_dir, step).parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.detach().cpu().contiguous().clone() for k, v in raw.state_dict().items()}, _ckpt_path(state_dir, step))
+            save_file(cpu_state_dict(raw), _ckpt_path(state_dir, step))
             save_training_state(state_dir, raw, optimizer, scheduler, counters)
     bar.close()
     checkpoints = {int(f.stem.split("-")[1]): load_file(f) for f in sorted((state_dir / "checkpoints").glob("step-*.safetensors"))}

@@ -12,6 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import T5Config, T5ForConditionalGeneration
 
+from adagrpo_pipeline.training import cpu_state_dict
+
 from .model import PolicyLayout
 
 
@@ -25,9 +27,8 @@ class Checkpoint:
 
 
 def policy_checkpoint(model: T5ForConditionalGeneration, layout: PolicyLayout, **metadata: Any) -> Checkpoint:
-    # each name gets its own copy: safetensors refuses tensors that share memory (T5's shared embeddings)
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-    return Checkpoint({"kind": "t5_policy", "t5_config": model.config.to_dict(), "layout": layout.to_json(), **metadata}, state)
+    return Checkpoint({"kind": "t5_policy", "t5_config": model.config.to_dict(), "layout": layout.to_json(), **metadata},
+                      cpu_state_dict(model))
 
 
 def load_policy(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[T5ForConditionalGeneration, PolicyLayout]:
@@ -48,7 +49,7 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizer: torch.opt
     folder without an up-to-date state.json is never taken for a complete state."""
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / "state.json.part"
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, path / "model.safetensors")
+    save_file(cpu_state_dict(model), path / "model.safetensors")
     opt = optimizer.state_dict()
     names = [n for n, _ in model.named_parameters()]
     tensors: dict[str, torch.Tensor] = {}

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.training import make_accelerator
+from adagrpo_pipeline.training import batch_indices, cpu_state_dict, make_accelerator
 
 from .checkpoint import load_training_state, save_training_state
 from .config import SftParams
@@ -61,13 +61,6 @@ def fingerprint(params: SftParams, encoder: HistoryEncoder, train: pd.DataFrame)
 
 def _best_path(state_dir: Path, step: int) -> Path:
     return state_dir / f"best-step{step}.safetensors"
-
-
-def _batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
-    per_epoch = max(1, n // batch_size)
-    epoch, pos = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return perm[pos * batch_size : (pos + 1) * batch_size]
 
 
 def validation_metrics(model, encoder: HistoryEncoder, trie: SidTrie, valid: pd.DataFrame, seen: list[set[int]] | None,
@@ -121,7 +114,7 @@ def train_sft(
     model.train()
     while counters["step"] < params.max_steps and not stopped_early:
         step = counters["step"]
-        idx = _batch_indices(step, len(train), params.batch_size, params.seed)
+        idx = batch_indices(step, len(train), params.batch_size, params.seed)
         x, mask = encoder([histories[i] for i in idx], users[idx])
         labels = encoder.targets(targets[idx])
         with accelerator.autocast():
@@ -146,8 +139,7 @@ def train_sft(
             if m["score"] > counters["best_score"]:
                 counters.update(best_score=m["score"], best_step=step, bad_evals=0)
                 state_dir.mkdir(parents=True, exist_ok=True)
-                save_file({k: v.detach().cpu().contiguous().clone() for k, v in raw_model.state_dict().items()},
-                          _best_path(state_dir, step))
+                save_file(cpu_state_dict(raw_model), _best_path(state_dir, step))
             else:
                 counters["bad_evals"] += 1
                 stopped_early = counters["bad_evals"] >= params.patience

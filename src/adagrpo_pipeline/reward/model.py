@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from adagrpo_pipeline.policy.checkpoint import Checkpoint
+from adagrpo_pipeline.training import cpu_state_dict
 
 from .config import RankerSize
 from .data import OFFSET, PAD
@@ -58,10 +59,9 @@ class SASRec(nn.Module):
 
 
 def ranker_checkpoint(model: SASRec, **metadata: Any) -> Checkpoint:
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     config = {"kind": KIND, "n_items": model.n_items, "max_history": model.max_history,
               "size": model.size.model_dump(), **metadata}
-    return Checkpoint(config, state)
+    return Checkpoint(config, cpu_state_dict(model))
 
 
 def load_ranker(ckpt: Checkpoint, device: torch.device | str = "cpu") -> SASRec:

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from adagrpo_pipeline.training import make_accelerator
+from adagrpo_pipeline.training import batch_indices, make_accelerator
 
 from .config import RankerTrainParams
 from .data import EventIndex, Requests, flat_scores_labels
@@ -59,14 +59,12 @@ def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Reque
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
-    per_epoch = max(1, len(train) // params.batch_size)
     best = {"auc": -1.0, "step": 0, "state": None}
     history, running, n_running, bad = [], 0.0, 0, 0
     bar = tqdm(total=params.max_steps, desc="ranker", unit="step", disable=None)
     step = 0
     while step < params.max_steps:
-        epoch, pos = divmod(step, per_epoch)
-        idx = np.random.default_rng([params.seed, epoch]).permutation(len(train))[pos * params.batch_size : (pos + 1) * params.batch_size]
+        idx = batch_indices(step, len(train), params.batch_size, params.seed)
         tokens, lengths, items = _batch(events, train, idx, params.max_history, device)
         labels = torch.as_tensor(train.clicked[idx], dtype=torch.float32, device=device)
         real = items >= 0

@@ -13,7 +13,7 @@ import torch
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams, Variant
 from adagrpo_pipeline.adagrpo.train import train_rl
-from adagrpo_pipeline.policy.checkpoint import Checkpoint
+from adagrpo_pipeline.policy.checkpoint import Checkpoint, policy_checkpoint
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
 from adagrpo_pipeline.reward.model import load_ranker
 from adagrpo_pipeline.reward.reward import RewardModel
@@ -46,7 +46,6 @@ def make_train_node(variant: Variant, namespace: str, seed: int | None = None) -
     ) -> tuple[Checkpoint, dict[str, Checkpoint], pd.DataFrame]:
         p = params if seed is None else params.model_copy(update={"seed": seed})
         model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, "cpu")
-        layout = encoder.layout
         reward_model = reward_model_from(ranker_model, reward_calibration)
         seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
 
@@ -56,12 +55,10 @@ def make_train_node(variant: Variant, namespace: str, seed: int | None = None) -
 
         res = train_rl(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), reward_model,
                        variant, p, Path(p.state_dir) / namespace, seen_valid=seen, log_fn=log_fn)
-        meta = {"kind": "t5_policy", "t5_config": sft_policy.config["t5_config"], "layout": layout.to_json(),
-                "stage": "rl", "variant": variant.name, "namespace": namespace, "seed": p.seed,
-                "item_tokens_sha256": sft_policy.config.get("item_tokens_sha256")}
-        series = {f"step-{s:06d}": Checkpoint({**meta, "step": s}, t) for s, t in res.checkpoints.items()}
-        final = Checkpoint({**meta, "step": p.max_steps},
-                           {k: v.detach().cpu().clone().contiguous() for k, v in res.model.state_dict().items()})
+        final = policy_checkpoint(res.model, encoder.layout, stage="rl", variant=variant.name, namespace=namespace,
+                                  seed=p.seed, item_tokens_sha256=sft_policy.config.get("item_tokens_sha256"),
+                                  step=p.max_steps)
+        series = {f"step-{s:06d}": Checkpoint({**final.config, "step": s}, t) for s, t in res.checkpoints.items()}
         h = res.history
         first, last = h[h["step"] > 0].head(20), h[h["step"] > 0].tail(20)
         log.info("%s: admitted fraction %.3f (first 20 steps) -> %.3f (last 20), invalid share %.3f -> %.3f, "
