@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from adagrpo_pipeline.recdata.exposure import gumbel_top_k, sample_distinct
+from adagrpo_pipeline.recdata.exposure_policy import gumbel_top_k, sample_distinct
 
 
 def main() -> None:

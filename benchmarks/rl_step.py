@@ -15,7 +15,6 @@ object.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -25,17 +24,22 @@ import numpy as np
 import torch
 import yaml
 
-from adagrpo_pipeline.adagrpo.config import AdaGrpoParams, Variant
-from adagrpo_pipeline.adagrpo.train import train_step
+from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
+from adagrpo_pipeline.adagrpo.runs import RunSpec
+from adagrpo_pipeline.adagrpo.train import setup, train_step
 from adagrpo_pipeline.policy.decoding import sample
-from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, PolicySize, build_policy
+from adagrpo_pipeline.policy.model import (
+    HistoryEncoder,
+    PolicyLayout,
+    PolicySize,
+    build_policy,
+)
 from adagrpo_pipeline.reward.config import RankerSize
 from adagrpo_pipeline.reward.model import SASRec
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
-from adagrpo_pipeline.training import make_accelerator
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"small": ROOT / "conf/base/parameters_sft.yml", "tiger": ROOT / "conf/gpu/parameters_sft.yml"}
@@ -68,18 +72,14 @@ def main() -> None:
     layout = PolicyLayout(vocab, max_items=args.history)
     encoder = HistoryEncoder(layout, tokens)
     p = AdaGrpoParams(batch_size=args.batch, rollout={"group_size": args.group}, device=args.device, seed=args.seed)
-    accelerator = make_accelerator(args.device)
-    device = accelerator.device
-    trie = SidTrie.build(tokens, np.arange(args.items), vocab.size).to(device)
-    policy = build_policy(layout, size, args.seed).to(device)
-    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    trie = SidTrie.build(tokens, np.arange(args.items), vocab.size)
+    policy = build_policy(layout, size, args.seed)
     torch.manual_seed(args.seed)
-    ranker = SASRec(args.items, args.history, RankerSize()).to(device)
+    ranker = SASRec(args.items, args.history, RankerSize())
     reward = RewardModel(ranker, {"method": "platt", "a": 1.0, "b": 0.0}, 0.0, batch_size=4096)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=p.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    model, optimizer = accelerator.prepare(policy, optimizer)
-    raw = accelerator.unwrap_model(model).eval()
+    run = RunSpec(namespace=args.variant, kind=args.variant, seed=args.seed)
+    s = setup(policy, encoder, trie, reward, run, p)
+    accelerator, device, raw = s.accelerator, s.device, s.raw.eval()
     n_params = sum(t.numel() for t in raw.parameters())
 
     histories = [rng.integers(0, args.items, size=args.history) for _ in range(args.batch)]
@@ -87,8 +87,7 @@ def main() -> None:
     targets = rng.integers(0, args.items, size=args.batch)
 
     def step(i: int) -> dict:
-        return train_step(accelerator, model, raw, ref, optimizer, scheduler, encoder, histories, users, targets, trie,
-                          reward, Variant(args.variant), p, i)
+        return train_step(s, histories, users, targets, i)
 
     step(0)  # warm-up
     sync(device)

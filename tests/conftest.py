@@ -1,19 +1,28 @@
-"""Shared fixtures: throw-away Kedro projects (the repo's conf, an isolated data/ and MLflow
-store) and a session runner."""
+"""Shared fixtures and helpers.
+
+Tiers: `pytest` runs the default tier (unit tests and in-memory pipeline tests); `pytest -m
+slow` runs the tests that start real Kedro sessions or `kedro` commands in throw-away projects
+(the repo's conf, an isolated data/ and MLflow store), the notebook and viz. CI runs both.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 ML100K = REPO / "data" / "01_raw" / "ml-100k"
 DATA_LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input", "06_models",
                "07_model_output", "08_reporting")
+KEDRO = str(Path(sys.executable).parent / "kedro")
 
 # A synthetic source small enough for a whole ingest run in a few seconds.
 TINY_SYNTHETIC = {
@@ -25,15 +34,26 @@ TINY_SYNTHETIC = {
     "seed": 3,
 }
 
+# Every stage at a size that runs end to end in seconds (60 users, 90 items).
+TINY_RUN = {
+    "ingest": {"source": "synthetic", "synthetic": dict(TINY_SYNTHETIC)},
+    "tokenize": {"levels": 2, "codebook_size": 8, "dedup_size": 16, "kmeans": {"n_init": 1}},
+    "sft": {"model": {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 4},
+            "max_items": 5, "batch_size": 64, "max_steps": 30, "warmup_steps": 5, "eval_every": 15,
+            "checkpoint_every": 15, "eval_users": 30, "eval_beams": 10},
+    "reward": {"ranker": {"model": {"d_model": 16, "num_layers": 1, "num_heads": 2, "d_ff": 32}, "max_history": 8,
+                          "batch_size": 64, "max_steps": 30, "eval_every": 10}, "report": {"negatives": 20}},
+    "adagrpo": {"batch_size": 32, "max_steps": 6, "checkpoint_every": 3, "eval_every": 3, "eval_users": 20,
+                "eval_beams": 10, "rollout": {"group_size": 4}, "seeds": [0, 1], "mix_alphas": [0.5]},
+    "evaluate": {"ks": [5, 10], "beam_factor": 2},
+}
+
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    run_slow = os.environ.get("RUN_SLOW") == "1"
     has_cuda = None
     for item in items:
-        if "slow" in item.keywords and not run_slow:
-            item.add_marker(pytest.mark.skip(reason="slow test: set RUN_SLOW=1 to run it"))
         if "gpu" in item.keywords:
             if has_cuda is None:
                 import torch
@@ -43,6 +63,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA device; none is available"))
 
 
+# --------------------------------------------------------------------------- configuration
+def load_parameters(env: str | None = None) -> dict[str, Any]:
+    """The repo's parameters as a run in `env` reads them (the project's loader settings)."""
+    from kedro.config import OmegaConfigLoader
+
+    from adagrpo_pipeline.settings import CONFIG_LOADER_ARGS
+
+    return OmegaConfigLoader(str(REPO / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env or "base"})["parameters"]
+
+
+# --------------------------------------------------------------------------- throw-away projects
 def make_project(dest: Path, mlflow_db: Path) -> Path:
     """A Kedro project at `dest` with the repo's conf and code, its own data/ and MLflow DB."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -63,6 +94,11 @@ def make_project(dest: Path, mlflow_db: Path) -> Path:
     return dest
 
 
+def write_tiny_conf(project: Path) -> None:
+    """`conf/local/parameters_tiny.yml` = TINY_RUN: every stage of the project at tiny size."""
+    (project / "conf/local/parameters_tiny.yml").write_text(yaml.safe_dump(TINY_RUN))
+
+
 @pytest.fixture(scope="session")
 def mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mlflow") / "mlflow.db"
@@ -75,22 +111,48 @@ def project(tmp_path: Path, mlflow_db: Path, monkeypatch: pytest.MonkeyPatch) ->
     return path
 
 
-def run_session(project: Path, pipeline: str = "ingest", params: dict[str, Any] | None = None, **kwargs: Any) -> dict:
-    """Run a pipeline in a real KedroSession (hooks, catalog, kedro-mlflow) of `project`."""
+def run_session(project: Path, pipeline: str | None = "ingest", params: dict[str, Any] | None = None,
+                env: str | None = None, **kwargs: Any) -> dict:
+    """Run a pipeline (None: the default) in a real KedroSession (hooks, catalog, kedro-mlflow)."""
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
     try:
-        with KedroSession.create(project_path=project, runtime_params=params or {}) as session:
-            return session.run(pipeline_names=[pipeline], **kwargs)
+        with KedroSession.create(project_path=project, runtime_params=params or {}, env=env) as session:
+            return session.run(pipeline_names=[pipeline] if pipeline else None, **kwargs)
     finally:
         # kedro-mlflow re-enters its run in every node (for thread safety) and ends it once,
         # leaving it on this process's active-run stack: clear it so the next session in the
         # same process starts its own run, as a new `kedro run` process would.
         while mlflow.active_run() is not None:
             mlflow.end_run()
+
+
+def kedro(project: Path, *args: str, check: bool = True, timeout: int = 900) -> str:
+    """`kedro <args>` as a user types it, in `project`; its stdout + stderr. With `check`, a
+    non-zero exit fails the test with the end of the output."""
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.run([KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    if check:
+        assert proc.returncode == 0, out[-4000:]
+    elif proc.returncode == 0:
+        raise AssertionError(f"`kedro {' '.join(args)}` succeeded where it should fail:\n{out[-2000:]}")
+    return out
+
+
+def ran_nodes(output: str) -> set[str]:
+    """The nodes a `kedro run` log says it completed."""
+    return set(re.findall(r"Completed node: (\S+)", output))
+
+
+def versions(project: Path, relpath: str) -> list[Path]:
+    """Every saved version of a versioned dataset, oldest first (the file/folder inside each)."""
+    root = project / relpath
+    return [v / root.name for v in sorted(root.iterdir())]
 
 
 def derived_files(project: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The AdaGRPO objective, piece by piece (DESIGN section 4), asserting values."""
+"""The AdaGRPO objective and its diagnostics, piece by piece (docs/architecture.md), asserting values."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from adagrpo_pipeline.adagrpo.config import Variant, variants
-from adagrpo_pipeline.adagrpo.losses import (clipped_objective, gate, group_advantages, grpo_loss_per_sample, k3_kl,
-                                             rank_of_target, sequence_keys, variant_loss)
+from adagrpo_pipeline.adagrpo.diagnostics import gate, rank_of_target, sequence_keys
+from adagrpo_pipeline.adagrpo.losses import (
+    clipped_objective,
+    group_advantages,
+    grpo_loss_per_sample,
+    k3_kl,
+    variant_loss,
+)
 
 
 def test_advantages_zero_mean_unit_std_and_zero_for_constant_groups() -> None:
@@ -59,11 +65,12 @@ def test_rank_of_target_counts_distinct_better_candidates() -> None:
 
 
 def test_gate_truth_table() -> None:
-    d_pol = torch.tensor([1, 1, 3, 3])
-    d_rew = torch.tensor([1, 5, 1, 5])
-    assert gate(d_pol, d_rew, k_pol=1, k_rew=2).tolist() == [False, False, True, False]
-    assert gate(torch.tensor([2]), torch.tensor([2]), k_pol=1, k_rew=2).tolist() == [True]  # both bounds as in DESIGN
-    assert gate(torch.tensor([1]), torch.tensor([3]), k_pol=0, k_rew=3).tolist() == [True]
+    d = gate(torch.tensor([1, 1, 3, 3]), torch.tensor([1, 5, 1, 5]), k_pol=1, k_rew=2)
+    assert d.pass_pol.tolist() == [False, False, True, True] and d.pass_rew.tolist() == [True, False, True, False]
+    assert d.admitted.tolist() == [False, False, True, False]
+    assert gate(torch.tensor([2]), torch.tensor([2]), k_pol=1, k_rew=2).admitted.tolist() == [True]  # both bounds inclusive as specified
+    assert gate(torch.tensor([1]), torch.tensor([3]), k_pol=0, k_rew=3).admitted.tolist() == [True]
+    assert list(d.frame().columns) == ["d_pol", "d_rew", "pass_pol", "pass_rew", "admitted"]
 
 
 def _batch(seed: int = 0):

@@ -9,10 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams, Variant
+from adagrpo_pipeline.adagrpo.runs import RunSpec
 from adagrpo_pipeline.adagrpo.train import train_rl
-from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, PolicySize, build_policy
+from adagrpo_pipeline.policy.model import (
+    HistoryEncoder,
+    PolicyLayout,
+    PolicySize,
+    build_policy,
+)
 from adagrpo_pipeline.reward.config import RankerSize
 from adagrpo_pipeline.reward.model import SASRec
 from adagrpo_pipeline.reward.reward import RewardModel
@@ -63,11 +70,12 @@ def _params(tmp: Path, **kw) -> AdaGrpoParams:
 ADAGRPO = Variant("adagrpo")
 
 
-def _run(data, tmp: Path, variant: Variant = ADAGRPO, reward: RewardModel | None = None, log_fn=None, **kw):
+def _run(data, tmp: Path, variant: Variant = ADAGRPO, reward: RewardModel | None = None, log_fn=None, seed: int = 0,
+         **kw):
     trie, layout, encoder, train, valid = data
-    p = _params(tmp, **kw)
-    return train_rl(build_policy(layout, SIZE, 0), encoder, train, valid, trie, reward or _reward(), variant, p, tmp,
-                    log_fn=log_fn)
+    run = RunSpec.of(variant, seed, variant.name)
+    return train_rl(build_policy(layout, SIZE, 0), encoder, train, valid, trie, reward or _reward(), run,
+                    _params(tmp, **kw), tmp, log_fn=log_fn)
 
 
 LOSS_COLUMNS = ["loss", "nll", "grpo_loss", "kl", "reward_mean", "admitted", "invalid_share"]
@@ -85,6 +93,8 @@ def test_same_seed_identical_losses_over_three_steps(data, tmp_path: Path, varia
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     assert sorted(a.checkpoints) == [1, 2, 3]
+    last = load_file(a.checkpoints[3])  # the step-3 file holds the final weights
+    assert all(torch.equal(v, last[k]) for k, v in a.model.state_dict().items())
 
 
 def test_interrupted_run_resumes_exactly(data, tmp_path: Path) -> None:
@@ -110,14 +120,29 @@ def test_interrupted_run_resumes_exactly(data, tmp_path: Path) -> None:
     assert changed.resumed_from == 0  # another configuration starts afresh
 
 
-def test_diagnostics_bookkeeping(data, tmp_path: Path) -> None:
-    h = _run(data, tmp_path, max_steps=2).history
-    rows = h[h["step"] > 0]
-    assert ((rows["admitted"] <= rows["pass_pol"]) & (rows["admitted"] <= rows["pass_rew"])).all()
-    assert ((rows["d_pol_mean"] >= 1) & (rows["d_rew_mean"] >= 1)).all()
-    assert ((rows["invalid_share"] >= 0) & (rows["invalid_share"] <= 1)).all()
-    assert (rows["kl"] >= 0).all()
+def test_a_k_pol_no_rank_can_exceed_makes_adagrpo_exactly_sft_continue(data, tmp_path: Path) -> None:
+    # d_pol is a rank among at most G + 1 distinct candidates: with k_pol = G + 1 the gate never
+    # admits a sample, so AdaGRPO must be NLL only, step for step and weight for weight
+    ada = _run(data, tmp_path / "ada", Variant("adagrpo"), k_pol=5)
+    nll = _run(data, tmp_path / "nll", Variant("sft_continue"), k_pol=5)
+    ha, hn = (r.history[r.history["step"] > 0].reset_index(drop=True) for r in (ada, nll))
+    assert (ha["admitted"] == 0).all()
+    pd.testing.assert_frame_equal(ha[LOSS_COLUMNS], hn[LOSS_COLUMNS])
+    for k, v in ada.model.state_dict().items():
+        assert torch.equal(v, nll.model.state_dict()[k]), k
+    # while the default k_pol admits samples and so moves the weights elsewhere
+    gated = _run(data, tmp_path / "gated", Variant("adagrpo"), k_rew=5)
+    assert gated.history["admitted"].iloc[1:].gt(0).any()
+    assert any(not torch.equal(v, nll.model.state_dict()[k]) for k, v in gated.model.state_dict().items())
+
+
+def test_each_diagnostic_alone_decides_the_gate_when_the_other_always_passes(data, tmp_path: Path) -> None:
+    rows = _run(data, tmp_path / "pol", max_steps=2, k_rew=5).history.iloc[1:]  # d_rew <= G + 1 always passes
+    assert (rows["pass_rew"] == 1).all() and (rows["admitted"] == rows["pass_pol"]).all()
+    rows = _run(data, tmp_path / "rew", max_steps=2, k_pol=0).history.iloc[1:]  # d_pol >= 1 always passes
+    assert (rows["pass_pol"] == 1).all() and (rows["admitted"] == rows["pass_rew"]).all()
     assert rows["kl"].iloc[0] == pytest.approx(0.0, abs=1e-6)  # π_θ = π_ref before the first update
+    assert rows["kl"].iloc[1] > 0
 
 
 def test_grpo_raises_the_reward_it_is_given(data, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""`compare` on tiny data: every variant × seed, mean ± std, one variant re-run via
-`--namespaces`, the notebook, and the viz export of the graph."""
+"""`compare` on tiny data: every variant × seed, mean ± std, the plan changed by `--params`,
+one variant re-run via `--namespaces`, the notebook, and the viz export of the graph."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import pytest
+from conftest import REPO, kedro, ran_nodes, versions
 from nbclient import NotebookClient
+from test_train_pipeline import tiny_project
 
-from conftest import REPO
-from test_train_pipeline import kedro, ran_nodes, tiny_project, versions
+pytestmark = pytest.mark.slow
 
 VARIANTS = ["sft_continue", "grpo", "mix_0p5", "adagrpo"]
+REFERENCES = {"evaluate.evaluate_sft_policy", "evaluate.popularity_baseline", "evaluate.report"}
 
 
 def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
     tiny_project(project)
     out = kedro(project, "run", "--pipeline=compare")
     expected = {f"{v}.seed_{s}.{n}" for v in VARIANTS for s in (0, 1) for n in ("train_policy", "evaluate_checkpoints")}
-    assert ran_nodes(out) == expected | {"evaluate_sft_policy", "popularity_baseline", "report"}
+    assert ran_nodes(out) == expected | REFERENCES
 
     summary = pd.read_parquet(versions(project, "data/08_reporting/evaluation_summary.parquet")[-1])
     assert sorted(summary["variant"].unique()) == sorted(VARIANTS) and set(summary["seeds"]) == {2}
@@ -41,7 +44,7 @@ def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
     assert len(versions(project, "data/06_models/rl/grpo.seed_0/checkpoints")) == 2
     assert len(versions(project, "data/06_models/rl/adagrpo.seed_0/checkpoints")) == 1
     # then the report alone, on every saved evaluation
-    assert ran_nodes(kedro(project, "run", "--pipeline=compare", "--nodes=report")) == {"report"}
+    assert ran_nodes(kedro(project, "run", "--pipeline=compare", "--nodes=evaluate.report")) == {"evaluate.report"}
 
     # the notebook loads the results through Kedro's IPython extension and draws the frontier
     nb = nbformat.read(REPO / "notebooks/frontier.ipynb", as_version=4)
@@ -50,6 +53,14 @@ def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("adagrpo.seed_1" in o.get("data", {}).get("text/plain", "") for o in outputs)
+
+    # the plan of runs follows --params: exactly seed 5 (not in the configuration) trains and is reported
+    out = kedro(project, "run", "--pipeline=compare", "--params", "adagrpo.seeds=[5]")
+    assert ran_nodes(out) == {f"{v}.seed_5.{n}" for v in VARIANTS for n in ("train_policy", "evaluate_checkpoints")} | REFERENCES
+    assert "1 seeds [5]" in (project / "data/08_reporting/report.md").read_text()
+    out = kedro(project, "run", "--pipeline=compare", "--params", "adagrpo.seeds=5", check=False)
+    assert "params:adagrpo does not validate, so the plan of runs cannot be built" in out and "seeds" in out
+    assert "Completed node" not in out
 
     # kedro viz: the compare graph holds every run's nodes and checkpoint datasets
     kedro(project, "viz", "build")

@@ -11,13 +11,13 @@ from adagrpo_pipeline.recdata.errors import ExposureBiasError
 from adagrpo_pipeline.recdata.exposure import (
     check_thresholds,
     ctr_by_decile,
-    derive_impressions,
     exposure_metrics,
     gini,
     item_exposure_table,
     lorenz_curve,
     top_share,
 )
+from adagrpo_pipeline.recdata.exposure_policy import derive_impressions
 
 
 def test_gini_known_values() -> None:
@@ -102,7 +102,7 @@ def test_metrics_ctr_deciles_and_thresholds() -> None:
 def test_sample_distinct_matches_exact_without_replacement_probabilities() -> None:
     from itertools import permutations
 
-    from adagrpo_pipeline.recdata.exposure import sample_distinct
+    from adagrpo_pipeline.recdata.exposure_policy import sample_distinct
 
     w = np.array([5.0, 3.0, 1.0, 1.0])
     exact = np.zeros(4)  # inclusion probability of each item in a sequential 2-draw without replacement
@@ -117,7 +117,7 @@ def test_sample_distinct_matches_exact_without_replacement_probabilities() -> No
 
 
 def test_sample_distinct_with_concentrated_weights_retries_until_distinct() -> None:
-    from adagrpo_pipeline.recdata.exposure import sample_distinct
+    from adagrpo_pipeline.recdata.exposure_policy import sample_distinct
 
     w = np.r_[1e6, np.ones(9)]  # item 0 takes ~99.999% of the mass: the first draws are all repeats
     exclude = np.r_[np.zeros(50, dtype=np.int64), np.full(50, 3)]

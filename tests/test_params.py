@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from kedro.config import OmegaConfigLoader
-from kedro.validation import ParameterValidationError
+import yaml
+from conftest import REPO, load_parameters
 from pydantic import ValidationError
 
-from adagrpo_pipeline.tracking import flatten, metric_name, metrics_payload
+from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
+from adagrpo_pipeline.context import RunPlanError, plan_from_parameters
+from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
 from adagrpo_pipeline.recdata.config import IngestParams
-
-from conftest import REPO, derived_files, run_session
+from adagrpo_pipeline.reward.config import RewardParams
+from adagrpo_pipeline.semantic_ids.config import TokenizeParams
+from adagrpo_pipeline.tracking import flatten, metric_name, metrics_payload
 
 
 def test_shipped_parameters_validate() -> None:
-    params = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")["parameters"]
+    params = load_parameters()
     p = IngestParams.model_validate(params["ingest"])
     assert p.source == "movielens_100k" and p.exposure_policy.slate_size == 10
     assert p.exposure_thresholds["catalog_coverage"].direction == "min"
@@ -31,13 +32,6 @@ def test_model_names_bad_fields() -> None:
         IngestParams(user_core=2)
 
 
-def test_kedro_rejects_bad_runtime_params_before_any_node(project: Path) -> None:
-    with pytest.raises(ParameterValidationError) as err:
-        run_session(project, params={"ingest": {"source": "synthetic", "max_history": 0}})
-    assert "max_history" in str(err.value) and "greater than or equal to 1" in str(err.value)
-    assert derived_files(project) == []
-
-
 def test_flatten_for_mlflow() -> None:
     assert flatten("ingest", {"a": {"b": 1, "c": None}, "d": {}, "e": [1, 2]}) == {
         "ingest.a.b": "1", "ingest.a.c": "None", "ingest.d": "{}", "ingest.e": "[1, 2]"}
@@ -49,13 +43,44 @@ def test_mlflow_metric_names() -> None:
         "sft.hr_at_10": {"value": 0.5, "step": 3}}
 
 
-def test_gpu_environment_has_the_tiger_size() -> None:
-    from adagrpo_pipeline.policy.config import SftParams
-    from adagrpo_pipeline.semantic_ids.config import TokenizeParams
+MODELS = {"ingest": IngestParams, "tokenize": TokenizeParams, "sft": SftParams, "evaluate": EvaluateParams,
+          "reward": RewardParams, "adagrpo": AdaGrpoParams}
 
-    params = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="gpu")["parameters"]
-    sft = SftParams.model_validate(params["sft"])
+
+@pytest.mark.parametrize("stage", list(MODELS))
+def test_yaml_and_model_defaults_are_the_same(stage: str) -> None:
+    """Deleting a line of conf/base/parameters_<stage>.yml must not change the run."""
+    files = list((REPO / "conf/base").glob(f"parameters_{stage}.yml"))
+    assert files, stage
+    assert MODELS[stage].model_validate(load_parameters()[stage]) == MODELS[stage]()
+
+
+def test_gpu_environment_lists_only_what_it_changes_and_has_the_tiger_size() -> None:
+    gpu, base = load_parameters("gpu"), load_parameters()
+    sft = SftParams.model_validate(gpu["sft"])
     assert (sft.model.num_layers, sft.model.num_decoder_layers, sft.model.d_model, sft.model.num_heads, sft.model.d_ff) == (4, 4, 128, 6, 1024)
-    base = SftParams.model_validate(OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")["parameters"]["sft"])
-    assert base.model.d_model == 64 and base.max_steps == 2000
-    TokenizeParams.model_validate(params["tokenize"])
+    assert sft.weight_decay == SftParams.model_validate(base["sft"]).weight_decay  # merged from base, not repeated
+    raw = yaml.safe_load((REPO / "conf/gpu/parameters_sft.yml").read_text())["sft"]
+    assert "weight_decay" not in raw and "device" not in raw
+    base_sft = SftParams.model_validate(base["sft"])
+    assert base_sft.model.d_model == 64 and base_sft.max_steps == 2000
+    TokenizeParams.model_validate(gpu["tokenize"])
+
+
+def test_the_plan_of_runs_follows_the_environment() -> None:
+    base, gpu = (plan_from_parameters(load_parameters(env)) for env in (None, "gpu"))
+    assert sorted({r.seed for r in base.compare}) == [0, 1, 2] and sorted({r.seed for r in gpu.compare}) == [0, 1, 2, 3, 4]
+    assert [r.namespace for r in gpu.compare[:5]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p25.seed_0",
+                                                      "mix_0p5.seed_0", "adagrpo.seed_0"]
+    assert base.main.namespace == "adagrpo" and base.main.seed == 0 and base.main.kind == "adagrpo"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"adagrpo": {"seeds": 5}}, "seeds\n  Input should be a valid list"),
+    ({"adagrpo": {"seeds": [1, 1]}}, "seeds must be distinct"),
+    ({"adagrpo": {"mix_alphas": [0.5, 0.50]}}, "mix_alphas must be distinct"),
+    ({"runs": {"adagrpo": {"seed": 3}}}, "the parameter 'runs' is derived from adagrpo.mix_alphas"),
+])
+def test_a_plan_that_cannot_take_effect_is_an_error(override: dict, message: str) -> None:
+    with pytest.raises(RunPlanError, match=message):
+        plan_from_parameters({**load_parameters(), **override})

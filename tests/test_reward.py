@@ -47,10 +47,12 @@ def tiny():
     return t, events, req
 
 
-def _train(tiny, seed: int, steps: int = 30):
+def _train(tiny, seed: int, steps: int = 30, state_dir: Path | None = None, log_fn=None):
     t, events, req = tiny
-    p = RankerTrainParams(model=SIZE, max_history=8, batch_size=32, max_steps=steps, eval_every=10, patience=5, seed=seed, device="cpu")
-    return train_ranker(len(t.items), events, req.subset(req.split == "train"), req.subset(req.split == "valid"), p)
+    p = RankerTrainParams(model=SIZE, max_history=8, batch_size=32, max_steps=steps, eval_every=10, patience=5, seed=seed,
+                          device="cpu", checkpoint_every=10, state_dir=str(state_dir) if state_dir else None)
+    return train_ranker(len(t.items), events, req.subset(req.split == "train"), req.subset(req.split == "valid"), p,
+                        log_fn=log_fn)
 
 
 def test_requests_never_train_on_held_out_clicks(tiny) -> None:
@@ -148,6 +150,22 @@ def test_same_seed_same_scores_and_training_learns(tiny) -> None:
     assert not torch.equal(sa, sc)
     pd.testing.assert_frame_equal(a.history, b.history)
     assert a.best_step == a.history.loc[a.history["valid_auc"].idxmax(), "step"]
+
+
+def test_interrupted_ranker_training_resumes_exactly(tiny, tmp_path: Path) -> None:
+    straight = _train(tiny, seed=1)
+
+    def crash_at_20(metrics: dict, step: int) -> None:
+        if step == 20:
+            raise KeyboardInterrupt("simulated interruption")
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny, seed=1, state_dir=tmp_path, log_fn=crash_at_20)
+    resumed = _train(tiny, seed=1, state_dir=tmp_path)
+    pd.testing.assert_frame_equal(resumed.history, straight.history)
+    assert resumed.best_step == straight.best_step
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
 def test_checkpoint_round_trips_without_unpickling(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

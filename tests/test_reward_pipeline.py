@@ -7,8 +7,10 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-
+import pytest
 from conftest import run_session
+
+pytestmark = pytest.mark.slow
 
 TINY_REWARD = {"reward": {"ranker": {"model": {"d_model": 16, "num_layers": 1, "num_heads": 2, "d_ff": 32},
                                      "max_history": 8, "batch_size": 64, "max_steps": 40, "eval_every": 10},

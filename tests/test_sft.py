@@ -10,14 +10,20 @@ import pytest
 import torch
 
 from adagrpo_pipeline.datasets import CheckpointDataset
-from adagrpo_pipeline.policy.checkpoint import Checkpoint, load_policy, policy_checkpoint
+from adagrpo_pipeline.policy.checkpoint import load_policy, policy_checkpoint
 from adagrpo_pipeline.policy.config import SftParams
 from adagrpo_pipeline.policy.metrics import drop_seen, hr_ndcg, popularity_ranking
-from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, PolicySize, build_policy
+from adagrpo_pipeline.policy.model import (
+    HistoryEncoder,
+    PolicyLayout,
+    PolicySize,
+    build_policy,
+)
 from adagrpo_pipeline.policy.sft import train_sft
 from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 TINY = {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 4, "dropout_rate": 0.1}
 

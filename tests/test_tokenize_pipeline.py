@@ -8,13 +8,15 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 import torch
+from conftest import run_session
 
 from adagrpo_pipeline.datasets import SafetensorsDataset
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 
-from conftest import run_session
+pytestmark = pytest.mark.slow
 
 TOKENIZE = {"tokenize": {"levels": 2, "codebook_size": 8, "dedup_size": 16, "kmeans": {"n_init": 2}}}
 

@@ -1,59 +1,34 @@
-"""`train_adagrpo` (ingest → tokenize → sft → reward → adagrpo → evaluate) on tiny data, then the
-partial re-runs a user makes: `evaluate` alone, and one checkpoint via `--load-versions`."""
+"""`train_adagrpo` (ingest → tokenize → sft → reward → adagrpo → evaluate) on tiny data in a real
+Kedro session, then the partial re-runs a user makes: `evaluate` alone, and one checkpoint via
+`--load-versions`."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pandas as pd
-import yaml
+import pytest
+from conftest import kedro, ran_nodes, run_session, versions, write_tiny_conf
 
-from conftest import TINY_SYNTHETIC, run_session
+pytestmark = pytest.mark.slow
 
-TINY_RUN = {
-    "ingest": {"source": "synthetic", "synthetic": dict(TINY_SYNTHETIC)},
-    "tokenize": {"levels": 2, "codebook_size": 8, "dedup_size": 16, "kmeans": {"n_init": 1}},
-    "sft": {"model": {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 4},
-            "max_items": 5, "batch_size": 64, "max_steps": 30, "warmup_steps": 5, "eval_every": 15,
-            "checkpoint_every": 15, "eval_users": 30, "eval_beams": 10},
-    "reward": {"ranker": {"model": {"d_model": 16, "num_layers": 1, "num_heads": 2, "d_ff": 32}, "max_history": 8,
-                          "batch_size": 64, "max_steps": 30, "eval_every": 10}, "report": {"negatives": 20}},
-    "adagrpo": {"batch_size": 32, "max_steps": 6, "checkpoint_every": 3, "eval_every": 3, "eval_users": 20,
-                "eval_beams": 10, "rollout": {"group_size": 4}, "seeds": [0, 1], "mix_alphas": [0.5]},
-    "evaluate": {"ks": [5, 10], "beam_factor": 2},
-}
-
-
-def ran_nodes(output: str) -> set[str]:
-    return set(re.findall(r"Completed node: (\S+)", output))
-
-
-def kedro(project: Path, *args: str) -> str:
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.run([str(Path(sys.executable).parent / "kedro"), *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=900, stdin=subprocess.DEVNULL)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
-def versions(project: Path, relpath: str) -> list[Path]:
-    root = project / relpath
-    return [v / root.name for v in sorted(root.iterdir())]
+EVALUATE_NODES = {"evaluate.evaluate_sft_policy", "evaluate.popularity_baseline", "adagrpo.evaluate_checkpoints",
+                  "evaluate.report"}
 
 
 def tiny_project(project: Path) -> None:
-    (project / "conf/local/parameters_tiny.yml").write_text(yaml.safe_dump(TINY_RUN))
-    run_session(project, "train_adagrpo")
+    """The main job (plain `kedro run`: the default pipeline) on tiny data."""
+    write_tiny_conf(project)
+    run_session(project, None)
 
 
 def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
     tiny_project(project)
+    mlflow.set_tracking_uri(f"sqlite:///{mlflow_db}")
+    main = mlflow.search_runs(experiment_names=["adagrpo_pipeline"], order_by=["start_time DESC"]).iloc[0]
+    assert main["tags.mlflow.runName"] == "train_adagrpo"  # plain `kedro run` is named after the default pipeline
+    assert main["params.runs.adagrpo.seed"] == "0" and main["params.runs.adagrpo.kind"] == "adagrpo"
     sft = versions(project, "data/06_models/sft_policy")
     assert len(sft) == 1 and {p.name for p in sft[0].iterdir()} == {"config.json", "model.safetensors"}
     series = versions(project, "data/06_models/rl/adagrpo/checkpoints")
@@ -92,7 +67,7 @@ def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
 
     # 1. evaluation alone on the saved checkpoints: trains nothing, same figures
     out = kedro(project, "run", "--pipeline=evaluate")
-    assert ran_nodes(out) == {"evaluate_sft_policy", "popularity_baseline", "adagrpo.evaluate_checkpoints", "report"}
+    assert ran_nodes(out) == EVALUATE_NODES
     assert len(versions(project, "data/06_models/rl/adagrpo/checkpoints")) == 1
     second = pd.read_parquet(versions(project, "data/08_reporting/evaluation_results.parquet")[-1])
     pd.testing.assert_frame_equal(first, second)

@@ -1,20 +1,39 @@
-"""Project pipelines.
+"""Project pipelines, built from the plan of runs of the run's own configuration.
 
-Each folder under `pipelines/` is registered under its own name by `find_pipelines`. Kedro
-1.7 loads pipelines lazily by folder name (`kedro run --pipeline=ingest` imports only
-`pipelines/ingest`), so a folder's name is its registered name; the chained main job lives in
-its own folder, `pipelines/train_adagrpo`.
+The plan (`adagrpo_pipeline.adagrpo.runs.RunPlan`) comes from the active Kedro context
+(`adagrpo_pipeline.context`), so `--env` and `--params adagrpo.seeds=[...]` shape the
+`compare` pipeline of that very run. Each stage is a modular pipeline (one box in `kedro viz`);
+each RL run is the namespace `<variant>.seed_<seed>` (`adagrpo` for the main job's run) that
+holds its training and the evaluation of its checkpoints.
 """
 
 from __future__ import annotations
 
-from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
+
+from adagrpo_pipeline.context import MAIN_JOB, active_run_plan
+from adagrpo_pipeline.pipelines import (
+    adagrpo,
+    compare,
+    evaluate,
+    ingest,
+    reward,
+    sft,
+    tokenize,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every stage; `__default__` (plain `kedro run`) is `train_adagrpo`."""
-    pipelines = find_pipelines(raise_errors=True)
-    if "train_adagrpo" in pipelines:
-        pipelines["__default__"] = pipelines["train_adagrpo"]
-    return pipelines
+    """Every stage; `train_adagrpo` chains them (ingest → tokenize → sft → reward → adagrpo →
+    evaluate) and is `__default__` (plain `kedro run`); `compare` runs every variant × seed."""
+    plan = active_run_plan()
+    stages = {
+        "ingest": ingest.create_pipeline(),
+        "tokenize": tokenize.create_pipeline(),
+        "sft": sft.create_pipeline(),
+        "reward": reward.create_pipeline(),
+        "adagrpo": adagrpo.create_pipeline([plan.main]),
+        "evaluate": evaluate.create_pipeline([plan.main]),
+    }
+    main = sum(stages.values(), Pipeline([]))
+    return {**stages, "compare": compare.create_pipeline(plan.compare), MAIN_JOB: main, "__default__": main}

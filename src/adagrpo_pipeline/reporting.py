@@ -1,7 +1,7 @@
-"""Tables, plots and the Markdown report of `evaluate` and `compare` (DESIGN section 5).
-Kedro-free: data frames in, data frames / figures / text out.
+"""Tables, plots and the Markdown report of `evaluate` and `compare` (docs/architecture.md,
+"Evaluation protocol"). Kedro-free: data frames in, data frames / figures / text out.
 
-Inputs per run (a variant trained with one seed):
+Inputs per run (a variant trained with one seed, `RunSpec`):
 - `checkpoint_evaluation`: one row per (step, split) with the metrics of that checkpoint;
 - `test_hits`: per test sample and reported checkpoint ("final", "best"), hit@10 as decoded;
 - `training_history`: the per-step log of training, with valid_* columns at evaluation steps.
@@ -9,27 +9,22 @@ Inputs per run (a variant trained with one seed):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from adagrpo_pipeline.adagrpo.runs import MAIN_NAMESPACE, RunSpec
 
 SELECT_ON = "ndcg@10_filtered"  # validation metric that picks the best intermediate checkpoint
 HEADLINE = ["hr@10", "ndcg@10", "hr@10_filtered", "ndcg@10_filtered", "hallucination@10", "constrained_hr@10",
             "reward@10", "coverage@10"]
 STRATA = [(True, True, "uncertain policy, ranker right (admitted)"), (True, False, "uncertain policy, ranker wrong"),
           (False, True, "confident policy, ranker right"), (False, False, "confident policy, ranker wrong")]
-
-
-@dataclass(frozen=True)
-class Run:
-    variant: str
-    seed: int
-    namespace: str
 
 
 def best_step(checkpoint_evaluation: pd.DataFrame) -> int:
@@ -40,13 +35,13 @@ def best_step(checkpoint_evaluation: pd.DataFrame) -> int:
     return int(valid.loc[valid[SELECT_ON].idxmax(), "step"])
 
 
-def run_rows(run: Run, checkpoint_evaluation: pd.DataFrame) -> pd.DataFrame:
+def run_rows(run: RunSpec, checkpoint_evaluation: pd.DataFrame) -> pd.DataFrame:
     """Test metrics of the run's final and best-on-valid checkpoints (two rows)."""
     test = checkpoint_evaluation[checkpoint_evaluation["split"] == "test"].set_index("step")
     final, best = int(test.index.max()), best_step(checkpoint_evaluation)
     rows = []
     for which, step in (("final", final), ("best", best)):
-        rows.append({"variant": run.variant, "seed": run.seed, "namespace": run.namespace, "checkpoint": which,
+        rows.append({"variant": run.variant.name, "seed": run.seed, "namespace": run.namespace, "checkpoint": which,
                      "step": step, **test.loc[step].drop(labels=["split"], errors="ignore").to_dict()})
     return pd.DataFrame(rows)
 
@@ -58,7 +53,7 @@ def summarize(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return out.join(runs.groupby(["variant", "checkpoint"], sort=False).size().rename("seeds")).reset_index()
 
 
-def strata_table(sft_hits: pd.DataFrame, run_hits: dict[Run, pd.DataFrame], checkpoint: str = "final") -> pd.DataFrame:
+def strata_table(sft_hits: pd.DataFrame, run_hits: dict[RunSpec, pd.DataFrame], checkpoint: str = "final") -> pd.DataFrame:
     """Per stratum of the test samples under the SFT policy (d_pol > k_pol, d_rew ≤ k_rew):
     its size, SFT HR@10 and each variant's HR@10 change (mean ± std over seeds)."""
     base = sft_hits.set_index("user_id")
@@ -69,7 +64,7 @@ def strata_table(sft_hits: pd.DataFrame, run_hits: dict[Run, pd.DataFrame], chec
         per_variant: dict[str, list[float]] = {}
         for run, hits in run_hits.items():
             h = hits[hits["checkpoint"] == checkpoint].set_index("user_id")["hit@10"]
-            per_variant.setdefault(run.variant, []).append(float(h.reindex(users).mean()) - sft_hr if len(users) else np.nan)
+            per_variant.setdefault(run.variant.name, []).append(float(h.reindex(users).mean()) - sft_hr if len(users) else np.nan)
         for variant, deltas in per_variant.items():
             rows.append({"stratum": label, "pass_pol": pol, "pass_rew": rew, "samples": len(users),
                          "share": len(users) / len(base), "sft_hr@10": sft_hr, "variant": variant,
@@ -87,20 +82,22 @@ def strata_wide(strata: pd.DataFrame) -> pd.DataFrame:
 
 
 def _variant_colors(variants: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     return {v: cmap(i % 10) for i, v in enumerate(variants)}
 
 
-def plot_dynamics(histories: dict[Run, pd.DataFrame]) -> plt.Figure:
+def plot_dynamics(histories: dict[RunSpec, pd.DataFrame]) -> Figure:
     """Valid HR@10, hallucination@10 and mean top-10 reward vs step, one line per variant
     (mean over seeds, band = ± std)."""
     panels = [("valid_hr@10", "HR@10 (valid)"), ("valid_hallucination@10", "hallucination@10 (valid)"),
               ("valid_reward@10", "mean reward of the top-10 (valid)")]
-    variants = list(dict.fromkeys(r.variant for r in histories))
+    variants = list(dict.fromkeys(r.variant.name for r in histories))
     colors = _variant_colors(variants)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig = Figure(figsize=(15, 4.2))
+    axes = fig.subplots(1, 3)
     for variant in variants:
-        frames = [h.dropna(subset=["valid_hr@10"]).set_index("step") for r, h in histories.items() if r.variant == variant]
+        frames = [h.dropna(subset=["valid_hr@10"]).set_index("step") for r, h in histories.items()
+                  if r.variant.name == variant]
         for ax, (col, title) in zip(axes, panels, strict=True):
             table = pd.concat([f[col] for f in frames], axis=1)
             mean, std = table.mean(axis=1), table.std(axis=1, ddof=1).fillna(0.0)
@@ -113,10 +110,11 @@ def plot_dynamics(histories: dict[Run, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
-def plot_frontier(points: pd.DataFrame, references: pd.DataFrame) -> plt.Figure:
+def plot_frontier(points: pd.DataFrame, references: pd.DataFrame) -> Figure:
     """Test HR@10 vs hallucination@10: a point per variant × checkpoint (× seed), the SFT policy
     and the reference rows."""
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     colors = _variant_colors(list(dict.fromkeys(points["variant"])))
     for variant, grp in points.groupby("variant", sort=False):
         ax.scatter(grp["hallucination@10"], grp["hr@10"], s=18 + 40 * grp["step"] / max(grp["step"].max(), 1),
@@ -131,8 +129,9 @@ def plot_frontier(points: pd.DataFrame, references: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def plot_strata(strata: pd.DataFrame) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+def plot_strata(strata: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(10, 4.5))
+    ax = fig.subplots()
     labels = [s[2] for s in STRATA]
     variants = list(dict.fromkeys(strata["variant"]))
     colors = _variant_colors(variants)
@@ -152,35 +151,124 @@ def plot_strata(strata: pd.DataFrame) -> plt.Figure:
 
 
 def fmt_mean_std(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """'mean ± std' strings for the report."""
+    """'mean ± std' strings for the report; the mean alone for a single seed (no spread)."""
     out = summary[["variant", "checkpoint", "seeds"]].copy()
     for m in metrics:
-        out[m] = [f"{a:.4f} ± {b:.4f}" for a, b in zip(summary[f"{m}_mean"], summary[f"{m}_std"], strict=True)]
+        out[m] = [f"{a:.4f} ± {b:.4f}" if n > 1 else f"{a:.4f}"
+                  for a, b, n in zip(summary[f"{m}_mean"], summary[f"{m}_std"], summary["seeds"], strict=True)]
     return out
 
 
 def verdict(summary: pd.DataFrame, sft: pd.Series, checkpoint: str = "final", target: str = "adagrpo") -> list[str]:
     """Plain sentences: does `target` beat SFT, uniform GRPO and the best fixed mixture on HR@10
     at equal or lower hallucination? A difference within the seeds' spread (|Δ| ≤ the larger
-    std) is called a tie."""
+    std) is called a tie; with a single seed there is no spread, and no difference is called."""
     s = summary[summary["checkpoint"] == checkpoint].set_index("variant")
     if target not in s.index:
         return []
     a = s.loc[target]
-    rivals = [("SFT", sft["hr@10"], 0.0, sft["hallucination@10"])]
+    rivals = [("SFT", sft["hr@10"], 0.0, sft["hallucination@10"], None)]
     if "grpo" in s.index:
-        rivals.append(("uniform GRPO", s.loc["grpo", "hr@10_mean"], s.loc["grpo", "hr@10_std"], s.loc["grpo", "hallucination@10_mean"]))
+        g = s.loc["grpo"]
+        rivals.append(("uniform GRPO", g["hr@10_mean"], g["hr@10_std"], g["hallucination@10_mean"], g["seeds"]))
     mixes = s[s.index.str.startswith("mix_")]
     if len(mixes):
         best = mixes["hr@10_mean"].idxmax()
-        rivals.append((f"the best fixed mixture ({best})", mixes.loc[best, "hr@10_mean"], mixes.loc[best, "hr@10_std"],
-                       mixes.loc[best, "hallucination@10_mean"]))
+        m = mixes.loc[best]
+        rivals.append((f"the best fixed mixture ({best})", m["hr@10_mean"], m["hr@10_std"], m["hallucination@10_mean"],
+                       m["seeds"]))
+    one_seed = a["seeds"] < 2
+
+    def shown(mean: float, std: float, seeds: int | None) -> str:
+        return f"{mean:.4f}" if seeds is None or seeds < 2 else f"{mean:.4f} ± {std:.4f}"
+
     lines = []
-    for name, hr, std, hall in rivals:
+    for name, hr, std, hall, seeds in rivals:
         diff, spread = a["hr@10_mean"] - hr, max(a["hr@10_std"], std)
-        outcome = "ties with" if abs(diff) <= spread else "beats" if diff > 0 else "loses to"
+        if one_seed:
+            outcome = f"vs {name}: not resolved (one seed gives no spread to judge a difference)"
+        else:
+            outcome = "ties with" if abs(diff) <= spread else "beats" if diff > 0 else "loses to"
+            outcome = f"{outcome} {name}"
         hall_cmp = "equal or lower" if a["hallucination@10_mean"] <= hall + 1e-12 else "higher"
-        lines.append(f"- {target} ({checkpoint}) {outcome} {name} on HR@10: {a['hr@10_mean']:.4f} ± {a['hr@10_std']:.4f} "
-                     f"vs {hr:.4f} ± {std:.4f} (Δ {diff:+.4f}), at {hall_cmp} hallucination@10 "
+        lines.append(f"- {target} ({checkpoint}) {outcome} on HR@10: {shown(a['hr@10_mean'], a['hr@10_std'], a['seeds'])} "
+                     f"vs {shown(hr, std, seeds)} (Δ {diff:+.4f}), at {hall_cmp} hallucination@10 "
                      f"({a['hallucination@10_mean']:.4f} vs {hall:.4f}).")
     return lines
+
+
+@dataclass
+class Report:
+    """Everything `evaluate` / `compare` publish about a set of runs."""
+
+    results: pd.DataFrame  # reference rows, then every run's final and best rows
+    summary: pd.DataFrame  # mean ± std over seeds per (variant, checkpoint)
+    strata: pd.DataFrame  # per stratum × variant HR@10 change vs SFT
+    figures: tuple[Figure, Figure, Figure]  # dynamics, frontier, strata
+    markdown: str
+    metrics: dict[str, float]  # flat headline figures for MLflow
+
+
+def report_title(runs: list[RunSpec]) -> str:
+    if [r.namespace for r in runs] == [MAIN_NAMESPACE]:
+        return "AdaGRPO on this data: evaluation of the `train_adagrpo` run"
+    seeds = sorted({r.seed for r in runs})
+    return f"AdaGRPO vs its baselines: {len({r.variant.name for r in runs})} variants x {len(seeds)} seeds {seeds}"
+
+
+def build_report(runs: list[RunSpec], evals: list[pd.DataFrame], hits: list[pd.DataFrame], histories: list[pd.DataFrame],
+                 references: list[pd.DataFrame], sft_strata: pd.DataFrame, config: dict[str, dict[str, Any]],
+                 mlflow_run: str) -> Report:
+    """Tables, plots, Markdown and flat metrics of `runs` (their evaluations, test hits and
+    histories, in the same order), beside the reference rows (the SFT policy's first)."""
+    refs = pd.concat(references, ignore_index=True)
+    run_table = pd.concat([run_rows(r, e) for r, e in zip(runs, evals, strict=True)], ignore_index=True)
+    metrics = [c for c in run_table.columns if c not in ("variant", "seed", "namespace", "checkpoint", "step")]
+    summary = summarize(run_table, metrics)
+    strata = strata_table(sft_strata, dict(zip(runs, hits, strict=True)))
+    points = pd.concat([e[e["split"] == "test"].assign(variant=r.variant.name, seed=r.seed)
+                        for r, e in zip(runs, evals, strict=True)], ignore_index=True)
+    figures = (plot_dynamics(dict(zip(runs, histories, strict=True))), plot_frontier(points, refs), plot_strata(strata))
+    shown = [m for m in HEADLINE if f"{m}_mean" in summary]
+    flat = {f"{r['variant']}.{r['checkpoint']}.{m}_{s}": r[f"{m}_{s}"] for _, r in summary.iterrows()
+            for m in shown for s in ("mean", "std")}
+    flat.update({f"{r['model']}.{m}": r[m] for _, r in refs.iterrows() for m in HEADLINE if m in r})
+    results = pd.concat([refs.assign(checkpoint="", seed=np.nan, variant=refs["model"]),
+                         run_table.rename(columns={"namespace": "model"})], ignore_index=True)
+    markdown = render_markdown(report_title(runs), summary, refs, run_table, strata, sft_strata, config, mlflow_run)
+    return Report(results, summary, strata, figures, markdown, flat)
+
+
+def render_markdown(title: str, summary: pd.DataFrame, refs: pd.DataFrame, run_table: pd.DataFrame, strata: pd.DataFrame,
+                    sft_strata: pd.DataFrame, config: dict[str, dict[str, Any]], mlflow_run: str) -> str:
+    """`report.md`: every table of the report, what each figure was compared with, the plots
+    and the configuration."""
+    shown = [m for m in HEADLINE if f"{m}_mean" in summary]
+    ref_cols = ["model"] + [m for m in HEADLINE if m in refs]
+    rl, ev = config.get("adagrpo", {}), config.get("evaluate", {})
+    sft = refs.iloc[0]
+    md = [f"# {title}", "",
+          f"MLflow run: {mlflow_run}. Test split, leave-one-out, full catalog; decoding: beam width "
+          f"{ev.get('beam_factor', 2)} x max(K), unconstrained unless named `constrained_`; "
+          "`_filtered` = the user's history items removed from the list. Seeds vary the RL stage only "
+          "(the SFT policy and the ranker are shared).", "",
+          "## Variants (mean ± std over seeds)", "",
+          "`final` = last checkpoint; `best` = the checkpoint with the highest validation NDCG@10 "
+          "(history-filtered), reported on test.", "",
+          fmt_mean_std(summary, shown).to_markdown(index=False), "",
+          "## Reading", "",
+          "A difference smaller than the larger of the two standard deviations over seeds is called a tie; "
+          "with one seed no difference is called.", "",
+          *verdict(summary, sft, "final"), *verdict(summary, sft, "best"), "",
+          "## Reference rows", "", refs[ref_cols].to_markdown(index=False, floatfmt=".4f"), "",
+          "## Every run", "",
+          run_table[["namespace", "checkpoint", "step", *shown]].to_markdown(index=False, floatfmt=".4f"), "",
+          "## Strata", "",
+          f"Test samples split by the SFT policy's diagnostics (k_pol = {rl.get('k_pol')}, k_rew = {rl.get('k_rew')}); "
+          f"{sft_strata['admitted'].mean():.1%} would be admitted by the gate. HR@10 as decoded; "
+          "change = variant − SFT on the same samples (final checkpoints).", "",
+          strata_wide(strata).to_markdown(index=False, floatfmt=".4f"), "",
+          "## Plots", "", "![training dynamics](report_dynamics.png)", "", "![frontier](report_frontier.png)", "",
+          "![strata](report_strata.png)", "",
+          "## Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True, default=str), "```", ""]
+    return "\n".join(md)

@@ -1,9 +1,12 @@
-"""MLflow naming helpers shared by the nodes and hooks (kept out of the Kedro-free library)."""
+"""MLflow helpers shared by the nodes and hooks (kept out of the Kedro-free library)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
+
+import mlflow
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_\-. :/]")
 
@@ -27,3 +30,14 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
             out.update(flatten(f"{prefix}.{key}", sub))
         return out
     return {prefix: str(value)}
+
+
+def mlflow_logger(prefix: str) -> Callable[[dict[str, float], int], None]:
+    """A training loop's `log_fn`: each value as the MLflow metric `<prefix>.<name>` at `step`
+    (NaN left out), when a run is active (kedro-mlflow starts one per `kedro run`)."""
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics({metric_name(f"{prefix}.{k}"): v for k, v in metrics.items() if v == v}, step=step)
+
+    return log

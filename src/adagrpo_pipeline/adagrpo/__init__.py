@@ -1,1 +1,2 @@
-"""AdaGRPO (DESIGN section 4): gated GRPO with an NLL anchor, and its baselines. Kedro-free."""
+"""AdaGRPO (arXiv 2606.08480; docs/architecture.md, "The algorithm"): GRPO gated per sample by
+two rollout diagnostics, with an NLL anchor, and its baselines. Kedro-free."""

@@ -1,11 +1,12 @@
-"""Typed parameters of the RL stage (`params:adagrpo`) and the variants (DESIGN section 4)."""
+"""Typed parameters of the RL stage (`params:adagrpo`) and the variants (arXiv 2606.08480;
+docs/architecture.md, "The algorithm")."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VariantKind = Literal["sft_continue", "grpo", "mix", "adagrpo"]
 
@@ -54,26 +55,44 @@ class RolloutParams(_Strict):
 
 
 class AdaGrpoParams(_Strict):
+    """`params:adagrpo`: the RL stage, shared by every run; the plan of runs is `seed` (main
+    run), `seeds` and `mix_alphas` (`compare`), see `adagrpo.runs`."""
+
     rollout: RolloutParams = RolloutParams()
     lam: float = Field(1.0, ge=0, description="λ: weight of the gated GRPO term (adagrpo)")
     k_pol: int = Field(1, ge=0, description="policy diagnostic passes when d_pol > k_pol")
     k_rew: int = Field(2, ge=1, description="reward diagnostic passes when d_rew <= k_rew")
-    clip_eps: float = Field(0.2, gt=0, lt=1)
+    clip_eps: float = Field(0.2, gt=0, lt=1, description="ε_clip: the ratio π_θ/π_old is clipped to [1 − ε, 1 + ε]")
     beta: float = Field(0.04, ge=0, description="weight of the k3 KL to the SFT policy")
-    adv_eps: float = Field(1e-6, gt=0)
+    adv_eps: float = Field(1e-6, gt=0, description="ε of the group-normalised advantages (r − mean) / (std + ε)")
     inner_steps: int = Field(1, ge=1, description="grpo_inner_steps: updates per rollout batch")
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    max_steps: int = Field(600, ge=1)
-    checkpoint_every: int = Field(100, ge=1, description="a checkpoint (and resumable state) every N steps")
+    batch_size: int = Field(64, ge=1, description="training samples per step (each with G rollouts)")
+    lr: float = Field(3e-4, gt=0, description="AdamW learning rate (constant)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clipping")
+    max_steps: int = Field(600, ge=1, description="RL steps of every run")
+    checkpoint_every: int = Field(200, ge=1, description="a checkpoint (and resumable state) every N steps")
     eval_every: int = Field(100, ge=1, description="validation metrics every N steps")
     eval_users: int | None = Field(300, ge=1, description="validation users (a subset drawn with eval_seed); null = all")
     eval_seed: int = Field(0, description="seed of the validation subset: the same users for every run and seed")
-    eval_beams: int = Field(20, ge=10)
+    eval_beams: int = Field(20, ge=10, description="beam width of the validation decoding")
     state_dir: str = Field("data/06_models/adagrpo_state", description="resumable state, one folder per namespace")
-    device: str = "auto"
-    seed: int = 0
-    mix_alphas: list[float] = Field(default_factory=lambda: [0.5], description="α of the mix_<α> variants in `compare`")
-    seeds: list[int] = Field(default_factory=lambda: [0], description="seeds of `compare`")
+    device: str = Field("auto", description="auto | cpu | cuda[:n]")
+    seed: int = Field(0, description="seed of the main run (`adagrpo` namespace) and of the SFT strata's rollouts")
+    mix_alphas: list[float] = Field(default_factory=lambda: [0.25, 0.5], description="α of the mix_<α> variants in `compare`")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, description="seeds of `compare`")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"seeds must be distinct and >= 0 (each is a run's namespace seed_<seed>), got {seeds}")
+        return seeds
+
+    @field_validator("mix_alphas")
+    @classmethod
+    def _distinct_alphas(cls, alphas: list[float]) -> list[float]:
+        names = [Variant("mix", a).name for a in alphas]
+        if len(set(names)) != len(names) or any(not 0.0 <= a <= 1.0 for a in alphas):
+            raise ValueError(f"mix_alphas must be distinct and in [0, 1] (each is a variant mix_<α>), got {alphas}")
+        return alphas

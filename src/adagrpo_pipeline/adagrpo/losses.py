@@ -1,4 +1,5 @@
-"""The pieces of the AdaGRPO objective (DESIGN section 4), batched tensors in, tensors out.
+"""The pieces of the AdaGRPO objective (arXiv 2606.08480; docs/architecture.md, "The
+algorithm"), batched tensors in, tensors out. The gate `c` comes from `diagnostics.gate`.
 
 Shapes: B samples, G rollouts per sample, L tokens per item.
 """
@@ -38,34 +39,6 @@ def grpo_loss_per_sample(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: t
     + β·(k3 KL averaged over tokens and candidates); and the KL term alone (B,)."""
     kl = k3_kl(logp, logp_ref).mean(dim=(1, 2))
     return -clipped_objective(logp, logp_old, adv, clip_eps).mean(dim=(1, 2)) + beta * kl, kl
-
-
-def sequence_keys(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """One int64 per token sequence (..., L) -> (...): equal keys <=> equal sequences."""
-    key = torch.zeros(tokens.shape[:-1], dtype=torch.long, device=tokens.device)
-    for level in range(tokens.shape[-1]):
-        key = key * vocab_size + tokens[..., level].long()
-    return key
-
-
-def rank_of_target(target_key: torch.Tensor, target_value: torch.Tensor, keys: torch.Tensor,
-                   values: torch.Tensor) -> torch.Tensor:
-    """Rank (1 = best) of the target in C = unique({target} ∪ candidates), by `values`
-    (higher = better): 1 + the number of distinct candidate sequences other than the target
-    whose value is strictly higher. target_*: (B,), keys/values: (B, G)."""
-    order = torch.sort(keys, dim=1, stable=True)
-    sorted_keys = order.values
-    first = torch.ones_like(sorted_keys, dtype=torch.bool)
-    first[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
-    unique = torch.zeros_like(first).scatter(1, order.indices, first)  # first occurrence of each sequence
-    counted = unique & (keys != target_key[:, None]) & (values > target_value[:, None])
-    return 1 + counted.sum(dim=1)
-
-
-def gate(d_pol: torch.Tensor, d_rew: torch.Tensor, k_pol: int, k_rew: int) -> torch.Tensor:
-    """c = 1[d_pol > k_pol] · 1[d_rew ≤ k_rew]: the policy is uncertain about y* and the
-    ranker can tell y* from the rollouts."""
-    return (d_pol > k_pol) & (d_rew <= k_rew)
 
 
 def variant_loss(variant: Variant, nll: torch.Tensor, grpo: torch.Tensor, c: torch.Tensor, lam: float) -> torch.Tensor:

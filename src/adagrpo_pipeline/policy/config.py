@@ -13,20 +13,21 @@ class _Strict(BaseModel):
 
 class SftParams(_Strict):
     model: PolicySize = PolicySize()
-    max_items: int = Field(20, ge=1, description="history items fed to the encoder")
+    max_items: int = Field(10, ge=1, description="history items fed to the encoder")
     user_buckets: int = Field(0, ge=0, description="> 0: prepend a hashed user token")
     encoder_input: EncoderInput = Field("tokens", description="tokens (TIGER, L positions an item) or items (sum of an item's token embeddings)")
     batch_size: int = Field(256, ge=1)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(200, ge=0)
-    max_steps: int = Field(4000, ge=1)
+    warmup_steps: int = Field(100, ge=0)
+    max_steps: int = Field(2000, ge=1)
     grad_clip: float = Field(1.0, gt=0)
-    eval_every: int = Field(500, ge=1)
+    eval_every: int = Field(400, ge=1)
     eval_users: int | None = Field(None, ge=1, description="validation users; a seeded subset when fewer than all")
+    eval_seed: int = Field(0, description="seed of the validation subset (eval_users)")
     eval_beams: int = Field(20, ge=10)
     patience: int = Field(3, ge=1, description="evaluations without NDCG@10 improvement before stopping")
-    checkpoint_every: int = Field(500, ge=1)
+    checkpoint_every: int = Field(400, ge=1)
     state_dir: str = Field("data/06_models/sft_state", description="resumable training state (latest run)")
     device: str = "auto"
     seed: int = 0
@@ -34,7 +35,7 @@ class SftParams(_Strict):
 
 class EvaluateParams(_Strict):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
-    beam_factor: int = Field(2, ge=1, description="beam width = beam_factor x max(ks) (DESIGN: width >= 2K)")
+    beam_factor: int = Field(2, ge=1, description="beam width = beam_factor x max(ks) (width >= 2K: docs/architecture.md)")
     batch_size: int = Field(128, ge=1)
     steps: list[int] | None = Field(None, description="RL checkpoints (steps) to evaluate; null = every saved one")
     device: str = "auto"

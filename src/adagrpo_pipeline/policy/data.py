@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from transformers import T5ForConditionalGeneration
 
-from adagrpo_pipeline.semantic_ids.embeddings import drop_held_out
+from adagrpo_pipeline.recdata.prepare import drop_held_out
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 
 from .checkpoint import Checkpoint, load_policy

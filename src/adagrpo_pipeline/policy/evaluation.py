@@ -1,4 +1,5 @@
-"""Offline evaluation of a policy on leave-one-out samples (DESIGN section 5)."""
+"""Offline evaluation of a policy on leave-one-out samples (docs/architecture.md,
+"Evaluation protocol")."""
 
 from __future__ import annotations
 
@@ -56,6 +57,17 @@ def list_quality(ranked: np.ndarray, histories: list, n_items: int, reward_fn: R
     if reward_fn is not None:
         m[f"reward@{k}"] = float(reward_fn(histories, torch.as_tensor(top)).float().mean())
     return m
+
+
+def validation_metrics(model, encoder: HistoryEncoder, trie: SidTrie, valid: pd.DataFrame, seen: list[set[int]] | None,
+                       beams: int, device: torch.device, reward_fn: RewardFn | None = None) -> dict[str, float]:
+    """What the training loops watch on the validation split, keys prefixed `valid_`: HR/NDCG@10
+    as decoded and history-filtered, hallucination@10, coverage@10 and, with a reward function,
+    the mean reward of the top-10, all from unconstrained beam search."""
+    ranked = decode_lists(model, encoder, valid, trie, beams, constrained=False, batch_size=256, device=device)
+    m = list_metrics(ranked, valid["target"].to_numpy(), [10], seen)
+    m.update(list_quality(ranked, valid["history"].to_list(), len(encoder.item_tokens), reward_fn))
+    return {f"valid_{k}": v for k, v in m.items()}
 
 
 def evaluate_policy(model, encoder: HistoryEncoder, trie: SidTrie, samples: pd.DataFrame, ks: list[int], beams: int,

@@ -26,7 +26,7 @@ class PolicySize(BaseModel):
     num_layers: int = Field(2, ge=1)
     num_decoder_layers: int = Field(2, ge=1)
     num_heads: int = Field(4, ge=1)
-    dropout_rate: float = Field(0.1, ge=0.0, lt=1.0)
+    dropout_rate: float = Field(0.05, ge=0.0, lt=1.0)
     relative_attention_num_buckets: int = Field(32, ge=2)
     relative_attention_max_distance: int = Field(128, ge=2)
 

@@ -65,7 +65,14 @@ class IngestParams(_Strict):
     item_core: int = Field(5, ge=1, description="k-core: minimum interactions per item")
     max_history: int = Field(50, ge=1, description="longest history kept in a sequence sample")
     exposure_policy: ExposurePolicy = ExposurePolicy()
-    exposure_thresholds: dict[str, ExposureThreshold] = Field(default_factory=dict)
+    exposure_thresholds: dict[str, ExposureThreshold] = Field(
+        default_factory=lambda: {
+            "gini_exposure": ExposureThreshold(warn=0.6, fail=0.98, direction="max"),
+            "top10pct_share_exposure": ExposureThreshold(warn=0.5, fail=0.95, direction="max"),
+            "top1pct_share_exposure": ExposureThreshold(warn=0.2, fail=0.8, direction="max"),
+            "catalog_coverage": ExposureThreshold(warn=0.8, fail=0.2, direction="min"),
+        },
+        description="warn/fail bounds per exposure metric (direction max: bad above; min: bad below)")
     validation: ValidationSettings = ValidationSettings()
 
     @model_validator(mode="after")

@@ -11,8 +11,17 @@ import numpy as np
 import pandas as pd
 
 from .config import IngestParams
-from .exposure import derive_impressions
-from .schema import IMPRESSIONS, INTERACTIONS, ITEMS, RELEVANCE, RawTables, conform, empty_frame, sequences_frame
+from .exposure_policy import derive_impressions
+from .schema import (
+    IMPRESSIONS,
+    INTERACTIONS,
+    ITEMS,
+    RELEVANCE,
+    RawTables,
+    conform,
+    empty_frame,
+    sequences_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +102,13 @@ def leave_one_out(interactions: pd.DataFrame, max_history: int) -> tuple[pd.Data
             h.append(seq[max(0, t - max_history) : t])
             y.append(seq[t])
     return tuple(sequences_frame(np.asarray(u), h, np.asarray(y)) for u, h, y in out.values())  # type: ignore[return-value]
+
+
+def drop_held_out(interactions: pd.DataFrame, n_last: int = 2) -> pd.DataFrame:
+    """The training events of a leave-one-out split: each user's last `n_last` events removed
+    (`interactions` ordered by user then time, as `ingest` writes it)."""
+    rank_from_end = interactions.groupby("user_id").cumcount(ascending=False)
+    return interactions[rank_from_end >= n_last]
 
 
 def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:

@@ -1,4 +1,4 @@
-"""Column contracts of the tables the project writes (DESIGN section 3)."""
+"""Column contracts of the tables the project writes (docs/architecture.md, "Data contracts")."""
 
 from __future__ import annotations
 

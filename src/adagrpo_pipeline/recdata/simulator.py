@@ -1,4 +1,5 @@
-"""Seeded simulator of exposure-biased recommendation logs (DESIGN section 3).
+"""Seeded simulator of exposure-biased recommendation logs (docs/architecture.md,
+"Data contracts").
 
 Items have a category, a brand, a price and a templated title; each has a latent vector
 (its category's centroid plus noise), a quality bias and a popularity prior (Zipf over a
@@ -16,6 +17,8 @@ state, so the true noise of any reward model can be measured.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -80,12 +83,21 @@ def position_bias(slate_size: int, eta: float) -> np.ndarray:
     return (1.0 / np.log2(np.arange(slate_size) + 2.0)) ** eta
 
 
-def simulate(p: SyntheticParams) -> RawTables:
-    """Simulate interactions, impressions, items and ground-truth relevance."""
-    rng = np.random.default_rng(p.seed)
-    n_u, n_i, s = p.n_users, p.n_items, min(p.slate_size, p.n_items)
+@dataclass
+class _World:
+    """The latent state the logs are drawn from."""
 
-    # Items.
+    items: pd.DataFrame
+    item_vec: np.ndarray  # (n_items, dim), unit norm
+    quality: np.ndarray  # (n_items,)
+    log_pop: np.ndarray  # (n_items,) log popularity prior
+    user_vec: np.ndarray  # (n_users, dim), unit norm, drifts as users click
+    request_ts: np.ndarray  # (n_users, requests_per_user)
+
+
+def _items(p: SyntheticParams, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The catalog table, the category centroids, item vectors, quality and log popularity."""
+    n_i = p.n_items
     centroids = _normalize(rng.normal(size=(p.n_categories, p.dim)))
     category = rng.integers(p.n_categories, size=n_i)
     brand = rng.integers(p.n_brands, size=n_i)
@@ -115,67 +127,81 @@ def simulate(p: SyntheticParams) -> RawTables:
             "price": price,
         }
     )
+    return items, centroids, item_vec, quality, log_pop
 
-    # Users.
+
+def _world(p: SyntheticParams, rng: np.random.Generator) -> _World:
+    """Items, then users (one or two favourite categories) and their request times."""
+    items, centroids, item_vec, quality, log_pop = _items(p, rng)
+    n_u = p.n_users
     fav1 = rng.integers(p.n_categories, size=n_u)
     fav2 = rng.integers(p.n_categories, size=n_u)
     two = rng.random(n_u) < 0.5
     user_vec = _normalize(centroids[fav1] + np.where(two[:, None], centroids[fav2], 0.0) + 0.3 * rng.normal(size=(n_u, p.dim)))
     start = EPOCH_START + rng.integers(0, 180 * 86400, size=n_u)
     gaps = rng.exponential(86400.0, size=(n_u, p.requests_per_user)).astype(np.int64) + 60
-    request_ts = start[:, None] + np.cumsum(gaps, axis=1)
+    return _World(items, item_vec, quality, log_pop, user_vec, start[:, None] + np.cumsum(gaps, axis=1))
 
-    examine = position_bias(s, p.position_eta)
-    clicked_mask = np.zeros((n_u, n_i), dtype=bool)
+
+def _request(p: SyntheticParams, w: _World, t: int, clicked_mask: np.ndarray, examine: np.ndarray,
+             rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Request `t` of every user: drift, the logging policy's slate, position-biased clicks, and
+    the pull of each click on its user (updates `w.user_vec` and `clicked_mask`)."""
+    n_u, s = p.n_users, len(examine)
     users = np.arange(n_u)
-    imp_frames, click_frames = [], []
-    for t in range(p.requests_per_user):
-        user_vec = _normalize(user_vec + p.drift * rng.normal(size=user_vec.shape) / np.sqrt(p.dim))
-        affinity = user_vec @ item_vec.T
-        relevance = _sigmoid(p.click_scale * affinity + quality + p.click_bias)
-        score = (
-            p.exposure_gamma * log_pop
-            + p.personalization * (affinity + p.policy_noise * rng.normal(size=affinity.shape) / np.sqrt(p.dim))
-            + rng.gumbel(size=affinity.shape)
-        )
-        score[clicked_mask] = -np.inf
-        top = np.argpartition(-score, s - 1, axis=1)[:, :s]
-        order = np.argsort(-np.take_along_axis(score, top, axis=1), axis=1, kind="stable")
-        slate = np.take_along_axis(top, order, axis=1)  # (n_u, s), position 0 first
-        p_click = relevance[users[:, None], slate] * examine[None, :]
-        clicks = rng.random(p_click.shape) < p_click
-        ts = request_ts[:, t]
-        imp_frames.append(
-            pd.DataFrame(
-                {
-                    "request_id": np.repeat(t * n_u + users, s),
-                    "user_id": np.repeat(users, s),
-                    "timestamp": np.repeat(ts, s),
-                    "item_id": slate.ravel(),
-                    "position": np.tile(np.arange(s), n_u),
-                    "clicked": clicks.ravel(),
-                }
-            )
-        )
-        cu, cp = np.nonzero(clicks)
-        ci = slate[cu, cp]
-        click_frames.append(
-            pd.DataFrame({"user_id": cu, "item_id": ci, "timestamp": ts[cu] + cp + 1, "event": "click"})
-        )
-        clicked_mask[cu, ci] = True
-        np.add.at(user_vec, cu, p.click_pull * item_vec[ci])
-        user_vec = _normalize(user_vec)
+    w.user_vec = _normalize(w.user_vec + p.drift * rng.normal(size=w.user_vec.shape) / np.sqrt(p.dim))
+    affinity = w.user_vec @ w.item_vec.T
+    relevance = _sigmoid(p.click_scale * affinity + w.quality + p.click_bias)
+    score = (
+        p.exposure_gamma * w.log_pop
+        + p.personalization * (affinity + p.policy_noise * rng.normal(size=affinity.shape) / np.sqrt(p.dim))
+        + rng.gumbel(size=affinity.shape)
+    )
+    score[clicked_mask] = -np.inf
+    top = np.argpartition(-score, s - 1, axis=1)[:, :s]
+    order = np.argsort(-np.take_along_axis(score, top, axis=1), axis=1, kind="stable")
+    slate = np.take_along_axis(top, order, axis=1)  # (n_u, s), position 0 first
+    p_click = relevance[users[:, None], slate] * examine[None, :]
+    clicks = rng.random(p_click.shape) < p_click
+    ts = w.request_ts[:, t]
+    impressions = pd.DataFrame(
+        {
+            "request_id": np.repeat(t * n_u + users, s),
+            "user_id": np.repeat(users, s),
+            "timestamp": np.repeat(ts, s),
+            "item_id": slate.ravel(),
+            "position": np.tile(np.arange(s), n_u),
+            "clicked": clicks.ravel(),
+        }
+    )
+    cu, cp = np.nonzero(clicks)
+    ci = slate[cu, cp]
+    clicks_frame = pd.DataFrame({"user_id": cu, "item_id": ci, "timestamp": ts[cu] + cp + 1, "event": "click"})
+    clicked_mask[cu, ci] = True
+    np.add.at(w.user_vec, cu, p.click_pull * w.item_vec[ci])
+    w.user_vec = _normalize(w.user_vec)
+    return impressions, clicks_frame
 
-    impressions = pd.concat(imp_frames, ignore_index=True)
+
+def simulate(p: SyntheticParams) -> RawTables:
+    """Simulate interactions, impressions, items and ground-truth relevance."""
+    rng = np.random.default_rng(p.seed)
+    n_u, n_i = p.n_users, p.n_items
+    w = _world(p, rng)
+    examine = position_bias(min(p.slate_size, n_i), p.position_eta)
+    clicked_mask = np.zeros((n_u, n_i), dtype=bool)
+    frames = [_request(p, w, t, clicked_mask, examine, rng) for t in range(p.requests_per_user)]
+
+    impressions = pd.concat([f[0] for f in frames], ignore_index=True)
     impressions = impressions.astype({"request_id": "int64", "user_id": "int64", "timestamp": "int64", "item_id": "int64", "position": "int16"})
-    interactions = pd.concat(click_frames, ignore_index=True).astype({"user_id": "int64", "item_id": "int64", "timestamp": "int64"})
+    interactions = pd.concat([f[1] for f in frames], ignore_index=True).astype({"user_id": "int64", "item_id": "int64", "timestamp": "int64"})
     interactions = interactions.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
-    final_relevance = _sigmoid(p.click_scale * (user_vec @ item_vec.T) + quality + p.click_bias)
+    final_relevance = _sigmoid(p.click_scale * (w.user_vec @ w.item_vec.T) + w.quality + p.click_bias)
     relevance = pd.DataFrame(
         {
-            "user_id": np.repeat(users, n_i).astype(np.int64),
+            "user_id": np.repeat(np.arange(n_u), n_i).astype(np.int64),
             "item_id": np.tile(np.arange(n_i), n_u).astype(np.int64),
             "relevance": final_relevance.ravel().astype(np.float64),
         }
     )
-    return RawTables("synthetic", interactions, items, impressions, relevance)
+    return RawTables("synthetic", interactions, w.items, impressions, relevance)

@@ -1,4 +1,5 @@
-"""Great Expectations suites for every raw and derived table (DESIGN section 3).
+"""Great Expectations suites for every raw and derived table (docs/architecture.md,
+"Data contracts").
 
 Each suite is built for the table it checks (which columns exist, what id ranges are valid,
 which catalog the items must belong to), run on an ephemeral GX context over the in-memory
@@ -21,7 +22,15 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataValidationError
-from .schema import IMPRESSIONS, INTERACTIONS, ITEMS, RAW_IMPRESSIONS, RAW_INTERACTIONS, RAW_ITEMS, RELEVANCE
+from .schema import (
+    IMPRESSIONS,
+    INTERACTIONS,
+    ITEMS,
+    RAW_IMPRESSIONS,
+    RAW_INTERACTIONS,
+    RAW_ITEMS,
+    RELEVANCE,
+)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 import great_expectations as gx  # noqa: E402

@@ -29,6 +29,9 @@ class RankerTrainParams(_Strict):
     grad_clip: float = Field(1.0, gt=0)
     eval_every: int = Field(100, ge=1, description="validation AUC every N steps")
     patience: int = Field(3, ge=1, description="evaluations without AUC improvement before stopping")
+    checkpoint_every: int = Field(100, ge=1, description="resumable training state every N steps")
+    state_dir: str | None = Field("data/06_models/ranker_state",
+                                  description="resumable training state (latest run); null = keep nothing on disk")
     device: str = "auto"
     seed: int = 0
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from adagrpo_pipeline.policy.checkpoint import Checkpoint
 from adagrpo_pipeline.training import cpu_state_dict
+from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 from .config import RankerSize
 from .data import OFFSET, PAD

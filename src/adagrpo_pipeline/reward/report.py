@@ -6,22 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from scipy.stats import spearmanr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
+from adagrpo_pipeline.policy.metrics import hr_ndcg
+from adagrpo_pipeline.recdata.exposure_policy import sample_distinct
 
-from adagrpo_pipeline.policy.metrics import hr_ndcg  # noqa: E402
-from adagrpo_pipeline.recdata.exposure import sample_distinct  # noqa: E402
-
-from .calibration import apply_calibrator  # noqa: E402
-from .data import pack_histories  # noqa: E402
-from .metrics import auc, ece, logloss, pairwise_auc, reliability_bins  # noqa: E402
-from .model import SASRec  # noqa: E402
+from .calibration import apply_calibrator
+from .data import pack_histories
+from .metrics import auc, ece, logloss, pairwise_auc, reliability_bins
+from .model import SASRec
 
 
 def probability_metrics(scores: np.ndarray, labels: np.ndarray, calibrator: dict[str, Any] | None, bins: int) -> dict[str, float]:
@@ -30,8 +27,9 @@ def probability_metrics(scores: np.ndarray, labels: np.ndarray, calibrator: dict
             "ece": ece(labels, p, bins), "mean_prob": float(p.mean()), "click_rate": float(np.mean(labels))}
 
 
-def plot_reliability(scores: np.ndarray, labels: np.ndarray, calibrator: dict[str, Any], bins: int, title: str) -> plt.Figure:
-    fig, (ax, hx) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+def plot_reliability(scores: np.ndarray, labels: np.ndarray, calibrator: dict[str, Any], bins: int, title: str) -> Figure:
+    fig = Figure(figsize=(5.5, 6.5))
+    ax, hx = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
     for name, cal in (("raw sigmoid", None), (f"calibrated ({calibrator['method']})", calibrator)):
         p = apply_calibrator(cal, torch.as_tensor(scores)).numpy()

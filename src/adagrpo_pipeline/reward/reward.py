@@ -1,5 +1,7 @@
 """The reward function AdaGRPO calls: calibrated click probabilities of candidate items given
-histories, batched on the ranker's device; candidates that name no item get `invalid_reward`."""
+histories, batched on the ranker's device; candidates that name no item get `invalid_reward`.
+`RewardModel.from_artifacts` is the one way the pipelines build it (every setting from
+`params:reward`)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from adagrpo_pipeline.training.checkpoint import Checkpoint
+
 from .calibration import apply_calibrator
+from .config import RewardParams
 from .data import pack_histories
-from .model import SASRec
+from .model import SASRec, load_ranker
 
 
 class RewardModel:
@@ -21,6 +26,14 @@ class RewardModel:
         self.calibrator = calibrator
         self.invalid_reward = float(invalid_reward)
         self.batch_size = batch_size
+
+    @classmethod
+    def from_artifacts(cls, ranker_model: Checkpoint, reward_calibration: dict[str, Any], params: RewardParams,
+                       device: torch.device | str = "cpu") -> RewardModel:
+        """The calibrated reward of the `reward` stage's outputs: the ranker checkpoint, the chosen
+        calibrator, and `params.invalid_reward` / `params.batch_size`."""
+        return cls(load_ranker(ranker_model, device), reward_calibration["chosen"], params.invalid_reward,
+                   params.batch_size)
 
     @property
     def device(self) -> torch.device:
@@ -48,7 +61,3 @@ class RewardModel:
         probs = apply_calibrator(self.calibrator, self.raw_scores(histories, cand))
         return torch.where(cand >= 0, probs, torch.full_like(probs, self.invalid_reward))
 
-
-def reward(model: RewardModel, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor) -> torch.Tensor:
-    """Functional form of `RewardModel.__call__`."""
-    return model(histories, candidate_item_ids)

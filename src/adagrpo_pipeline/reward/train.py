@@ -1,26 +1,30 @@
 """Training the ranker on logged impressions (clicked vs shown-and-not-clicked, BCE) on HF
-Accelerate, with validation AUC every `eval_every` steps, early stopping and the best
-weights kept. Batches come from a per-epoch permutation seeded by (seed, epoch)."""
+Accelerate, in the project's training-loop scaffold: seeded batches, validation AUC every
+`eval_every` steps, early stopping with the best weights kept, and a resumable state in
+`state_dir` (None: nothing on disk)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from adagrpo_pipeline.training import batch_indices, make_accelerator
+from adagrpo_pipeline.training import (
+    Schedule,
+    Selection,
+    TrainingLoop,
+    fingerprint,
+    make_accelerator,
+)
+from adagrpo_pipeline.training.loop import LogFn
 
 from .config import RankerTrainParams
 from .data import EventIndex, Requests, flat_scores_labels
 from .metrics import auc
 from .model import SASRec
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,7 +53,7 @@ def score_requests(model: SASRec, events: EventIndex, req: Requests, batch_size:
 
 
 def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Requests, params: RankerTrainParams,
-                 log_fn: Callable[[dict[str, float], int], None] | None = None) -> RankerResult:
+                 log_fn: LogFn | None = None) -> RankerResult:
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(f"the ranker needs train and valid requests, got {len(train)} train and {len(valid)} valid")
     accelerator = make_accelerator(params.device)
@@ -57,45 +61,33 @@ def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Reque
     torch.manual_seed(params.seed)
     model = SASRec(n_items, params.max_history, params.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw = accelerator.unwrap_model(model)
-    best = {"auc": -1.0, "step": 0, "state": None}
-    history, running, n_running, bad = [], 0.0, 0, 0
-    bar = tqdm(total=params.max_steps, desc="ranker", unit="step", disable=None)
-    step = 0
-    while step < params.max_steps:
-        idx = batch_indices(step, len(train), params.batch_size, params.seed)
-        tokens, lengths, items = _batch(events, train, idx, params.max_history, device)
-        labels = torch.as_tensor(train.clicked[idx], dtype=torch.float32, device=device)
-        real = items >= 0
-        model.train()
+    prepared, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(prepared)
+
+    def step(rows: np.ndarray, _: int) -> dict[str, float]:
+        tokens, lengths, items = _batch(events, train, rows, params.max_history, device)
+        labels = torch.as_tensor(train.clicked[rows], dtype=torch.float32, device=device)
+        real = items >= 0  # slates are padded with -1
         with accelerator.autocast():
-            logits = model(tokens, lengths, items).float()
+            logits = prepared(tokens, lengths, items).float()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[real], labels[real])
         accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), params.grad_clip)
+        accelerator.clip_grad_norm_(prepared.parameters(), params.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        running, n_running, step = running + loss.item(), n_running + 1, step + 1
-        bar.update(1)
-        if step % params.eval_every == 0 or step == params.max_steps:
-            s, y = flat_scores_labels(score_requests(raw, events, valid, 1024, device), valid)
-            row = {"step": step, "train_loss": running / n_running, "valid_auc": auc(y, s)}
-            history.append(row)
-            running, n_running = 0.0, 0
-            if row["valid_auc"] > best["auc"]:
-                best = {"auc": row["valid_auc"], "step": step,
-                        "state": {k: v.detach().clone() for k, v in raw.state_dict().items()}}
-                bad = 0
-            else:
-                bad += 1
-            log.info("ranker step %d: train_loss %.4f, valid AUC %.4f (best %.4f at step %d)", step, row["train_loss"],
-                     row["valid_auc"], best["auc"], best["step"])
-            if log_fn is not None:
-                log_fn({k: float(v) for k, v in row.items() if k != "step"}, step)
-            if bad >= params.patience:
-                log.info("ranker: early stop at step %d", step)
-                break
-    bar.close()
-    raw.load_state_dict(best["state"])
-    return RankerResult(raw.eval(), pd.DataFrame(history), best["step"], best["auc"])
+        return {"train_loss": loss.item()}
+
+    def evaluate() -> dict[str, float]:
+        s, y = flat_scores_labels(score_requests(raw, events, valid, 1024, device), valid)
+        return {"valid_auc": auc(y, s)}
+
+    fp = fingerprint({"params": params.model_dump(exclude={"state_dir"}), "n_items": n_items},
+                     [events.items, events.starts, train.users, train.cuts, train.slates, train.clicked])
+    loop = TrainingLoop("ranker", Schedule(len(train), params.batch_size, params.seed, params.max_steps,
+                                           params.eval_every, params.checkpoint_every),
+                        raw, optimizer, state_dir=Path(params.state_dir) if params.state_dir else None, fingerprint=fp,
+                        selection=Selection("valid_auc", params.patience), log_fn=log_fn,
+                        shown=("train_loss", "valid_auc"))
+    res = loop.run(step, evaluate)
+    best_auc = float(res.history.set_index("step").loc[res.best_step, "valid_auc"])
+    return RankerResult(raw.eval(), res.history, res.best_step, best_auc)

@@ -29,7 +29,7 @@ class CooccurrenceEmbedding(_Strict):
 
 class EmbeddingParams(_Strict):
     source: Literal["text", "cooccurrence", "hybrid"] = Field(
-        "text", description="hybrid = [text_weight * text, (1 - text_weight) * co-occurrence], each L2-normalised")
+        "hybrid", description="hybrid = [text_weight * text, (1 - text_weight) * co-occurrence], each L2-normalised")
     text_weight: float = Field(0.5, ge=0.0, le=1.0, description="share of the text embedding in `hybrid`")
     text: TextEncoder = TextEncoder()
     cooccurrence: CooccurrenceEmbedding = CooccurrenceEmbedding()

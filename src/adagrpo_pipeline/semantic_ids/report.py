@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 
 def tokenizer_report(semantic_codes: np.ndarray, full_codes: np.ndarray, level_sizes: list[int],
@@ -44,10 +41,11 @@ def report_metrics(report: pd.DataFrame) -> dict[str, float]:
     return {(m if lvl == 0 else f"{m}_l{lvl}"): float(v) for m, lvl, v in report.itertuples(index=False)}
 
 
-def plot_code_usage(full_codes: np.ndarray, level_sizes: list[int]) -> plt.Figure:
+def plot_code_usage(full_codes: np.ndarray, level_sizes: list[int]) -> Figure:
     """Items per code at each level, codes sorted by use (a flat bar = balanced codebook)."""
     n_levels = full_codes.shape[1]
-    fig, axes = plt.subplots(1, n_levels, figsize=(3.2 * n_levels, 3.2), squeeze=False)
+    fig = Figure(figsize=(3.2 * n_levels, 3.2))
+    axes = fig.subplots(1, n_levels, squeeze=False)
     for level, ax in enumerate(axes[0]):
         counts = np.sort(np.bincount(full_codes[:, level], minlength=level_sizes[level]))[::-1]
         ax.bar(np.arange(len(counts)), counts, width=1.0, color="tab:blue")

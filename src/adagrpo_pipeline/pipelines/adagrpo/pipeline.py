@@ -1,30 +1,34 @@
-"""`adagrpo`: the RL stage for the `adagrpo` variant, in the `adagrpo` namespace.
+"""`adagrpo`: the RL stage, one namespace per run of the plan (`adagrpo_pipeline.adagrpo.runs`).
 
-`variant_pipeline` is the template every variant (and seed) is instantiated from, as a Kedro
-namespace: its datasets are `<namespace>.policy` (final checkpoint), `<namespace>.checkpoints`
-(every `checkpoint_every` steps) and `<namespace>.training_history` (see the catalog's
-dataset factories)."""
+Each run is the template below instantiated in the run's namespace: its datasets are
+`<namespace>.policy` (final checkpoint), `<namespace>.checkpoints` (every `checkpoint_every`
+steps) and `<namespace>.training_history` (see the catalog's dataset factories), and its
+variant and seed arrive as the parameter `params:runs.<namespace>`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kedro.pipeline import Pipeline, node, pipeline
 
-from adagrpo_pipeline.adagrpo.config import Variant
+from adagrpo_pipeline.adagrpo.runs import RunSpec
 
-from .nodes import make_train_node
+from .nodes import train_policy
 
 SHARED_INPUTS = ["sft_policy", "ranker_model", "reward_calibration", "train_sequences", "valid_sequences", "interactions",
                  "semantic_ids", "sid_vocab", "sid_trie"]
 
 
-def variant_pipeline(variant: Variant, namespace: str, seed: int | None = None) -> Pipeline:
+def run_pipeline(run: RunSpec) -> Pipeline:
     template = Pipeline([
-        node(make_train_node(variant, namespace, seed), [*SHARED_INPUTS, "params:adagrpo"],
+        node(train_policy, [*SHARED_INPUTS, "params:adagrpo", "params:reward", "params:run"],
              ["policy", "checkpoints", "training_history"], name="train_policy", tags="training"),
     ])
-    return pipeline(template, namespace=namespace, inputs=set(SHARED_INPUTS), parameters={"params:adagrpo"},
-                    tags=["rl", variant.name])
+    return pipeline(template, namespace=run.namespace, inputs=set(SHARED_INPUTS),
+                    parameters={"params:adagrpo": "params:adagrpo", "params:reward": "params:reward",
+                                "params:run": f"params:runs.{run.namespace}"},
+                    tags=["rl", run.variant.name])
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    return variant_pipeline(Variant("adagrpo"), "adagrpo")
+def create_pipeline(runs: Sequence[RunSpec]) -> Pipeline:
+    return sum((run_pipeline(r) for r in runs), Pipeline([]))

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
 
 from adagrpo_pipeline.recdata import exposure as ex
+from adagrpo_pipeline.recdata import exposure_plots
 from adagrpo_pipeline.recdata import validation as v
 from adagrpo_pipeline.recdata.config import IngestParams
 from adagrpo_pipeline.recdata.prepare import prepare
@@ -139,7 +140,7 @@ def report_exposure(
     train: pd.DataFrame,
     impressions: pd.DataFrame,
     params: IngestParams,
-) -> tuple[pd.DataFrame, plt.Figure, plt.Figure, dict[str, Any]]:
+) -> tuple[pd.DataFrame, Figure, Figure, dict[str, Any]]:
     """CTR-by-decile table, Lorenz and CTR plots, and the run's MLflow metrics."""
     metrics = dict(zip(metrics_table["metric"], metrics_table["value"], strict=True))
     deciles = ex.ctr_by_decile(per_item)
@@ -158,4 +159,4 @@ def report_exposure(
         summary["n_impressions"], metrics["gini_exposure"], metrics["top10pct_share_exposure"],
         metrics["top1pct_share_exposure"], metrics["catalog_coverage"],
     )
-    return deciles, ex.plot_lorenz(per_item, metrics), ex.plot_ctr_by_decile(deciles), metrics_payload(summary)
+    return deciles, exposure_plots.plot_lorenz(per_item, metrics), exposure_plots.plot_ctr_by_decile(deciles), metrics_payload(summary)

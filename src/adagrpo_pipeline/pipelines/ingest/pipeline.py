@@ -41,5 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["exposure_ctr_by_decile", "exposure_lorenz_plot", "exposure_ctr_plot", "ingest_metrics"],
                  name="report_exposure"),
         ],
+        namespace="ingest",
+        prefix_datasets_with_namespace=False,  # one box in kedro viz; dataset names unchanged
         tags="ingest",
     )

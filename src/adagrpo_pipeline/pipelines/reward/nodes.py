@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import matplotlib.pyplot as plt
-import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from adagrpo_pipeline.policy.checkpoint import Checkpoint
 from adagrpo_pipeline.policy.config import EvaluateParams
 from adagrpo_pipeline.policy.data import seen_before_holdout
 from adagrpo_pipeline.policy.evaluation import list_quality
+from adagrpo_pipeline.recdata.prepare import drop_held_out
 from adagrpo_pipeline.reward.calibration import apply_calibrator, calibrate
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.data import (
@@ -33,8 +32,9 @@ from adagrpo_pipeline.reward.report import (
 )
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.reward.train import score_requests, train_ranker
-from adagrpo_pipeline.semantic_ids.embeddings import drop_held_out, resolve_device
-from adagrpo_pipeline.tracking import metric_name, metrics_payload
+from adagrpo_pipeline.tracking import metrics_payload, mlflow_logger
+from adagrpo_pipeline.training import resolve_device
+from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,6 @@ def _requests(impressions: pd.DataFrame, interactions: pd.DataFrame, items: pd.D
     return events, build_requests(impressions, events, valid, test)
 
 
-def _log_to_mlflow(metrics: dict[str, float], step: int) -> None:
-    if mlflow.active_run() is not None:
-        mlflow.log_metrics({metric_name(f"ranker.{k}"): v for k, v in metrics.items()}, step=step)
-
-
 def train_reward_ranker(impressions: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
                         valid_sequences: pd.DataFrame, test_sequences: pd.DataFrame,
                         params: RewardParams) -> tuple[Checkpoint, pd.DataFrame]:
@@ -60,7 +55,7 @@ def train_reward_ranker(impressions: pd.DataFrame, interactions: pd.DataFrame, i
     counts = {s: int((req.split == s).sum()) for s in ("train", "valid", "test", "after")}
     log.info("ranker requests: %s (slate width %d)", counts, req.slates.shape[1])
     res = train_ranker(len(items), events, req.subset(req.split == "train"), req.subset(req.split == "valid"),
-                       params.ranker, log_fn=_log_to_mlflow)
+                       params.ranker, log_fn=mlflow_logger("ranker"))
     ckpt = ranker_checkpoint(res.model, stage="reward", best_step=res.best_step, best_valid_auc=res.best_auc,
                              requests=counts)
     return ckpt, res.history
@@ -86,14 +81,13 @@ def calibrate_reward(ranker_model: Checkpoint, impressions: pd.DataFrame, intera
         log.info("calibration %s: select log-loss %.5f", m, c["select_logloss"])
     log.info("calibration chosen: %s (fit on %d impressions, selected on %d)", result["chosen"]["method"],
              len(fit[0]), len(select[0]))
-    return {**result, "fit_impressions": len(fit[0]), "select_impressions": len(select[0]),
-            "invalid_reward": params.invalid_reward}
+    return {**result, "fit_impressions": len(fit[0]), "select_impressions": len(select[0])}
 
 
 def report_reward(ranker_model: Checkpoint, reward_calibration: dict[str, Any], impressions: pd.DataFrame,
                   interactions: pd.DataFrame, items: pd.DataFrame, valid_sequences: pd.DataFrame,
                   test_sequences: pd.DataFrame, ground_truth_relevance: pd.DataFrame,
-                  params: RewardParams) -> tuple[pd.DataFrame, pd.DataFrame, plt.Figure, dict[str, Any]]:
+                  params: RewardParams) -> tuple[pd.DataFrame, pd.DataFrame, Figure, dict[str, Any]]:
     device = resolve_device(params.ranker.device)
     ranker = load_ranker(ranker_model, device)
     cal = reward_calibration["chosen"]
@@ -133,12 +127,11 @@ def report_reward(ranker_model: Checkpoint, reward_calibration: dict[str, Any], 
 def ranker_retrieval(ranker_model: Checkpoint, reward_calibration: dict[str, Any], test_sequences: pd.DataFrame,
                      interactions: pd.DataFrame, reward_params: RewardParams, params: EvaluateParams) -> pd.DataFrame:
     """The ranker as a full-catalog retriever on the test split: the SASRec reference row."""
-    device = resolve_device(params.device)
-    ranker = load_ranker(ranker_model, device)
+    reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, resolve_device(params.device))
+    ranker = reward.ranker
     scores = catalog_scores(ranker, test_sequences["history"], reward_params.batch_size)
     seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
     m = retrieval_metrics(scores, test_sequences["target"].to_numpy(), seen, params.ks)
-    reward = RewardModel(ranker, reward_calibration["chosen"], reward_params.invalid_reward, reward_params.batch_size)
     m.update(list_quality(scores.topk(10, dim=1).indices.cpu().numpy(), test_sequences["history"].to_list(),
                           ranker.n_items, reward))
     log.info("ranker as retriever (test): hr@10=%.4f ndcg@10=%.4f hr@10_filtered=%.4f ndcg@10_filtered=%.4f",

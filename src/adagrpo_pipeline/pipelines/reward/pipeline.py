@@ -23,5 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(n.ranker_retrieval, ["ranker_model", "reward_calibration", "test_sequences", "interactions", P, "params:evaluate"],
                  "ranker_evaluation", name="ranker_retrieval"),
         ],
+        namespace="reward",
+        prefix_datasets_with_namespace=False,  # one box in kedro viz; dataset names unchanged
         tags="reward",
     )

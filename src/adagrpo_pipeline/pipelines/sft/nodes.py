@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
 import pandas as pd
 
-from adagrpo_pipeline.policy.checkpoint import Checkpoint, policy_checkpoint
+from adagrpo_pipeline.policy.checkpoint import policy_checkpoint
 from adagrpo_pipeline.policy.config import SftParams
-from adagrpo_pipeline.policy.data import item_token_table, seen_before_holdout, tokens_digest
+from adagrpo_pipeline.policy.data import (
+    item_token_table,
+    seen_before_holdout,
+    tokens_digest,
+)
 from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, build_policy
 from adagrpo_pipeline.policy.sft import train_sft
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
-from adagrpo_pipeline.tracking import metric_name, metrics_payload
-
-
-def _log_to_mlflow(metrics: dict[str, float], step: int) -> None:
-    if mlflow.active_run() is not None:
-        mlflow.log_metrics({metric_name(f"sft.{k}"): v for k, v in metrics.items()}, step=step)
+from adagrpo_pipeline.tracking import metrics_payload, mlflow_logger
+from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 
 def train_sft_policy(
@@ -38,7 +37,7 @@ def train_sft_policy(
     model = build_policy(layout, params.model, params.seed)
     seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
     result = train_sft(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), params,
-                       seen_valid=seen, log_fn=_log_to_mlflow)
+                       seen_valid=seen, log_fn=mlflow_logger("sft"))
     best = result.history.loc[result.history["step"] == result.best_step].iloc[0] if result.best_step > 0 else None
     summary = {"best_step": result.best_step, "resumed_from": result.resumed_from, "stopped_early": int(result.stopped_early)}
     if best is not None:

@@ -14,5 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["train_sequences", "valid_sequences", "interactions", "semantic_ids", "sid_vocab", "sid_trie", "params:sft"],
                  ["sft_policy", "sft_history", "sft_summary"], name="train_sft_policy", tags="training"),
         ],
+        namespace="sft",
+        prefix_datasets_with_namespace=False,  # one box in kedro viz; dataset names unchanged
         tags="sft",
     )

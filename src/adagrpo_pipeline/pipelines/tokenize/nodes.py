@@ -5,21 +5,29 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
+from adagrpo_pipeline.recdata.prepare import drop_held_out
 from adagrpo_pipeline.recdata.validation import semantic_ids_suite
 from adagrpo_pipeline.semantic_ids.config import TokenizeParams
 from adagrpo_pipeline.semantic_ids.embeddings import (
     combine_embeddings,
     cooccurrence_embeddings,
-    drop_held_out,
     encode_texts,
 )
-from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level, residual_kmeans, rq_vae
-from adagrpo_pipeline.semantic_ids.report import plot_code_usage, report_metrics, tokenizer_report
+from adagrpo_pipeline.semantic_ids.quantize import (
+    add_dedup_level,
+    residual_kmeans,
+    rq_vae,
+)
+from adagrpo_pipeline.semantic_ids.report import (
+    plot_code_usage,
+    report_metrics,
+    tokenizer_report,
+)
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.tracking import metrics_payload
@@ -80,7 +88,7 @@ def build_sid_trie(semantic_ids: pd.DataFrame, sid_vocab: dict[str, Any]) -> dic
     return trie.to_tensors()
 
 
-def report_tokenizer(report: pd.DataFrame, semantic_ids: pd.DataFrame, params: TokenizeParams) -> tuple[pd.DataFrame, plt.Figure, dict[str, Any]]:
+def report_tokenizer(report: pd.DataFrame, semantic_ids: pd.DataFrame, params: TokenizeParams) -> tuple[pd.DataFrame, Figure, dict[str, Any]]:
     metrics = report_metrics(report)
     log.info(
         "tokenizer report (%s, %d x %d + dedup %d): collision_rate=%.4f utilisation=%s items_per_prefix_max=%s "

@@ -22,5 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(n.report_tokenizer, ["tokenizer_report_table", "semantic_ids", P],
                  ["tokenizer_report", "tokenizer_code_usage_plot", "tokenizer_metrics"], name="report_tokenizer"),
         ],
+        namespace="tokenize",
+        prefix_datasets_with_namespace=False,  # one box in kedro viz; dataset names unchanged
         tags="tokenize",
     )

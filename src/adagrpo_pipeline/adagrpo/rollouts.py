@@ -1,0 +1,68 @@
+"""Rollouts and teacher-forced log-probabilities of the RL stage (docs/architecture.md, "The
+algorithm"): G candidates per sample from the policy, their rewards, and the token
+log-probabilities of {y*} ∪ rollouts under any policy in one decoder pass.
+
+Shapes: B samples, G rollouts per sample, L tokens per item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutput
+
+from adagrpo_pipeline.policy.decoding import beam_search, sample
+from adagrpo_pipeline.policy.model import encoder_inputs
+from adagrpo_pipeline.reward.reward import RewardModel
+from adagrpo_pipeline.semantic_ids.trie import SidTrie
+
+from .config import RolloutParams
+
+
+@dataclass
+class Rollouts:
+    seqs: torch.Tensor  # (B, 1 + G, L): y* then the G rollouts
+    items: torch.Tensor  # (B, G) item id or -1
+    rewards: torch.Tensor  # (B, G)
+    target_reward: torch.Tensor  # (B,)
+
+
+def encode(model, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Encoder states (B, T, d) of the histories."""
+    return model.get_encoder()(**encoder_inputs(model, x), attention_mask=mask).last_hidden_state
+
+
+def sequence_logprobs(model, hidden: torch.Tensor, mask: torch.Tensor, seqs: torch.Tensor, start_token: int = 0) -> torch.Tensor:
+    """Token log-probabilities (B, N, L) of N sequences per input under `model`, teacher forced,
+    given the encoder states `hidden` (B, T, d): one decoder pass over B·N sequences."""
+    b, n, length = seqs.shape
+    flat = seqs.reshape(b * n, length)
+    dec_in = torch.cat([torch.full_like(flat[:, :1], start_token), flat[:, :-1]], dim=1)
+    out = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(n, dim=0)),
+                attention_mask=mask.repeat_interleave(n, dim=0), decoder_input_ids=dec_in, use_cache=False)
+    logp = torch.log_softmax(out.logits.float(), dim=-1).gather(-1, flat.unsqueeze(-1)).squeeze(-1)
+    return logp.reshape(b, n, length)
+
+
+def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Tensor, targets: np.ndarray,
+            histories: list, trie: SidTrie, reward_model: RewardModel, r: RolloutParams,
+            generator: torch.Generator) -> Rollouts:
+    """G candidates per sample (sampling at `r.temperature` or beam search; inside the trie or
+    free), rewarded by `reward_model` (invalid → its `invalid_reward`), beside y* and its reward."""
+    constraint = trie if r.constrained else None
+    if r.mode == "sample":
+        dec = sample(model, x, mask, r.group_size, trie.depth, r.temperature, trie=constraint, lookup_trie=trie,
+                     generator=generator)
+    else:
+        dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
+    rewards = reward_model(histories, dec.items)
+    target_reward = reward_model(histories, torch.tensor(targets, device=dec.items.device)[:, None])[:, 0]
+    seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)
+    return Rollouts(seqs, dec.items, rewards.float(), target_reward.float())
+
+
+def rollout_generator(seed: int, offset: int, device: torch.device) -> torch.Generator:
+    """The RNG of one rollout batch, seeded by (seed, offset): training uses the step as offset,
+    sample diagnostics the first row of the batch, so any batch can be redrawn exactly."""
+    return torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + offset)

@@ -1,0 +1,58 @@
+"""Which RL runs exist: the plan of variants × seeds, decided in one place.
+
+`RunPlan.from_params(AdaGrpoParams)` gives
+- `main`: the `adagrpo` variant with `adagrpo.seed`, namespace `adagrpo` (the main job, the
+  `adagrpo` and `evaluate` pipelines);
+- `compare`: every variant of `adagrpo.mix_alphas` for every seed of `adagrpo.seeds`,
+  namespace `<variant>.seed_<seed>` (the `compare` pipeline).
+
+The Kedro project builds its pipelines from the plan of the run's own configuration (`--env`
+and `--params` included, see `adagrpo_pipeline.context`) and hands every run its `RunSpec` as
+the parameter `params:runs.<namespace>`, so variant and seed are visible in the catalog, in
+`kedro viz` and in MLflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import AdaGrpoParams, Variant, VariantKind, variants
+
+MAIN_NAMESPACE = "adagrpo"
+
+
+class RunSpec(BaseModel):
+    """One RL run: a variant trained with one seed, in its own namespace."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str = Field(description="Kedro namespace of the run's nodes and datasets")
+    kind: VariantKind
+    alpha: float = Field(0.0, description="α of a mix variant")
+    seed: int = Field(description="seed of the RL stage: batch order, rollouts")
+
+    @property
+    def variant(self) -> Variant:
+        return Variant(self.kind, self.alpha)
+
+    @classmethod
+    def of(cls, variant: Variant, seed: int, namespace: str) -> RunSpec:
+        return cls(namespace=namespace, kind=variant.kind, alpha=variant.alpha, seed=seed)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    main: RunSpec
+    compare: tuple[RunSpec, ...]
+
+    @classmethod
+    def from_params(cls, params: AdaGrpoParams) -> RunPlan:
+        main = RunSpec.of(Variant("adagrpo"), params.seed, MAIN_NAMESPACE)
+        compare = tuple(RunSpec.of(v, s, f"{v.name}.seed_{s}") for s in params.seeds for v in variants(params.mix_alphas))
+        return cls(main, compare)
+
+    def parameters(self) -> dict[str, RunSpec]:
+        """{namespace: spec} of every run: the `runs` parameter block."""
+        return {r.namespace: r for r in (self.main, *self.compare)}

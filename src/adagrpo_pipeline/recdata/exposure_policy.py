@@ -1,0 +1,131 @@
+"""The documented exposure policy (docs/architecture.md, "Data contracts").
+
+Exposure policy, for sources without impression logs: every interaction becomes one request
+whose slate holds `slate_size` items: the interacted item plus `slate_size - 1` distinct other
+items drawn without replacement with probability proportional to popularity ** gamma
+(popularity = interaction count of the item). Positions are a seeded random permutation, so
+the interacted item is equally likely at every position.
+
+Sampling: for each request, items are drawn *with* replacement ∝ weight (a binary search in
+the cumulative weights), and the first `slate_size - 1` distinct draws other than the
+interacted item are kept. Skipping repeats is exactly sequential sampling without
+replacement, so this is the same distribution as the Gumbel-top-k trick, at O(draws · log n)
+per request instead of O(n_items) (`benchmarks/exposure_policy.py` measures both).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .schema import IMPRESSIONS, conform
+
+
+def expected_draws(weights: np.ndarray, k: int) -> float:
+    """Expected draws with replacement to see k + 1 distinct items when the heaviest items come
+    first (the likely order): sum over j = 0..k of 1 / (1 - mass of the j heaviest items)."""
+    top = np.sort(weights)[::-1][: k + 1] / weights.sum()
+    head = np.concatenate([[0.0], np.cumsum(top)[:-1]])
+    return float(np.sum(1.0 / np.clip(1.0 - head, 1e-12, None)))
+
+
+def sample_distinct(cum_weights: np.ndarray, exclude: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """For each row, `k` distinct items other than `exclude[row]`, sampled sequentially
+    without replacement with probability ∝ weight (`cum_weights` = cumsum of the weights).
+
+    Draws with replacement and keeps first occurrences, in draw order, which is exactly
+    sequential sampling without replacement; rows that saw fewer than `k` distinct admissible
+    items are drawn again with twice as many draws. When the weights are so concentrated that
+    the draws needed approach the catalog size, rows use the Gumbel-top-k trick instead (the
+    same distribution, O(n_items) per row).
+    """
+    n_rows, n_items = len(exclude), len(cum_weights)
+    out = np.empty((n_rows, k), dtype=np.int64)
+    if k == 0 or n_rows == 0:
+        return out
+    weights = np.diff(cum_weights, prepend=0.0)
+    budget = n_items / 8  # past this many draws per row, Gumbel-top-k is cheaper
+    m = int(np.ceil(2 * expected_draws(weights, k))) + 8
+    todo = np.arange(n_rows)
+    while todo.size and m <= budget:
+        picks = np.searchsorted(cum_weights, rng.random((todo.size, m)) * cum_weights[-1], side="right")
+        order = np.argsort(picks, axis=1, kind="stable")
+        ordered = np.take_along_axis(picks, order, axis=1)
+        repeat_sorted = np.zeros_like(ordered, dtype=bool)
+        repeat_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+        repeat = np.empty_like(repeat_sorted)
+        np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+        keep = ~repeat & (picks != exclude[todo, None])
+        rank = np.cumsum(keep, axis=1)
+        done = rank[:, -1] >= k
+        chosen = keep[done] & (rank[done] <= k)
+        out[todo[done]] = picks[done][chosen].reshape(-1, k)
+        todo, m = todo[~done], 2 * m
+    if todo.size:
+        out[todo] = gumbel_top_k(weights, exclude[todo], k, rng)
+    return out
+
+
+def gumbel_top_k(weights: np.ndarray, exclude: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """`k` distinct items per row other than `exclude[row]` (if >= 0), without replacement
+    ∝ weight: the top k of log(weight) + Gumbel noise. Chunked to ~128 MB of keys."""
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    out = np.empty((len(exclude), k), dtype=np.int64)
+    chunk = max(1, 2**24 // len(weights))
+    for lo in range(0, len(exclude), chunk):
+        hi = min(lo + chunk, len(exclude))
+        keys = log_w[None, :] + rng.gumbel(size=(hi - lo, len(weights)))
+        rows, excluded = np.arange(hi - lo), exclude[lo:hi]
+        keys[rows[excluded >= 0], excluded[excluded >= 0]] = -np.inf
+        out[lo:hi] = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+    return out
+
+
+def derive_impressions(
+    interactions: pd.DataFrame,
+    n_items: int,
+    slate_size: int,
+    popularity_gamma: float,
+    seed: int,
+    chunk_size: int = 65536,
+) -> pd.DataFrame:
+    """Impressions for logs without them, by the exposure policy above.
+
+    `interactions` must use contiguous item ids in [0, n_items). One request per row, in row
+    order; request_id = row number.
+    """
+    items = interactions["item_id"].to_numpy(np.int64)
+    popularity = np.bincount(items, minlength=n_items).astype(np.float64)
+    weights = np.ones(n_items) if popularity_gamma == 0.0 else popularity**popularity_gamma
+    eligible = int(np.count_nonzero(weights))
+    if slate_size < 1 or slate_size > eligible:
+        raise ValueError(
+            f"slate_size must be in [1, {eligible}] (items that can be shown: popularity ** gamma > 0), got {slate_size}"
+        )
+    rng = np.random.default_rng(seed)
+    cum_weights = np.cumsum(weights)
+    n_req = len(items)
+    slates = np.empty((n_req, slate_size), dtype=np.int64)
+    slates[:, 0] = items
+    for lo in tqdm(range(0, n_req, chunk_size), desc="exposure policy", unit="chunk", disable=None if n_req > chunk_size else True):
+        hi = min(lo + chunk_size, n_req)
+        slates[lo:hi, 1:] = sample_distinct(cum_weights, items[lo:hi], slate_size - 1, rng)
+    perm = np.argsort(rng.random((n_req, slate_size)), axis=1)  # random position of each slot
+    positions = np.empty_like(perm)
+    np.put_along_axis(positions, perm, np.arange(slate_size)[None, :].repeat(n_req, 0), axis=1)
+    clicked = np.zeros((n_req, slate_size), dtype=bool)
+    clicked[:, 0] = True
+    out = pd.DataFrame(
+        {
+            "request_id": np.repeat(np.arange(n_req, dtype=np.int64), slate_size),
+            "user_id": np.repeat(interactions["user_id"].to_numpy(np.int64), slate_size),
+            "timestamp": np.repeat(interactions["timestamp"].to_numpy(np.int64), slate_size),
+            "item_id": slates.ravel(),
+            "position": positions.ravel(),
+            "clicked": clicked.ravel(),
+        }
+    )
+    out = out.sort_values(["request_id", "position"], kind="stable")
+    return conform(out, IMPRESSIONS)

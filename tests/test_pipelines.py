@@ -1,0 +1,203 @@
+"""Every pipeline in memory (kedro-starters spaceflights style): a `SequentialRunner` over a
+`DataCatalog` holding the pipeline's inputs and its typed parameters, on tiny synthetic data.
+The stages are chained (each fixture feeds the next), so the whole project runs here in
+seconds; real sessions, versions on disk, MLflow and `kedro` commands are the slow tier."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_RUN, load_parameters
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
+from adagrpo_pipeline.adagrpo.runs import RunPlan
+from adagrpo_pipeline.pipelines import (
+    adagrpo,
+    compare,
+    evaluate,
+    ingest,
+    reward,
+    sft,
+    tokenize,
+)
+from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
+from adagrpo_pipeline.recdata.config import IngestParams
+from adagrpo_pipeline.reward.config import RewardParams
+from adagrpo_pipeline.semantic_ids.config import TokenizeParams
+from adagrpo_pipeline.semantic_ids.trie import SidTrie
+from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+from adagrpo_pipeline.training.checkpoint import StoredWeights
+
+MODELS = {"ingest": IngestParams, "tokenize": TokenizeParams, "sft": SftParams, "reward": RewardParams,
+          "adagrpo": AdaGrpoParams, "evaluate": EvaluateParams}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class _Kept(MemoryDataset):
+    """A memory dataset the runner cannot free, so a test can read intermediate outputs."""
+
+    def _release(self) -> None:
+        pass
+
+
+def run(pipe, data: dict[str, Any]) -> dict[str, Any]:
+    """Run `pipe` on an in-memory catalog of `data`; every dataset it writes, loaded."""
+    catalog = DataCatalog()
+    for name, value in data.items():
+        catalog[name] = value
+    for name in pipe.all_outputs():
+        catalog[name] = _Kept()
+    SequentialRunner().run(pipe, catalog)
+    return {name: catalog.load(name) for name in pipe.all_outputs()}
+
+
+@pytest.fixture(scope="module")
+def params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`params:<stage>` as Kedro would validate them: the repo's base config + TINY_RUN, with
+    every resumable state in a temporary folder."""
+    state = tmp_path_factory.mktemp("state")
+    raw = _merge(load_parameters("base"), TINY_RUN)
+    raw = _merge(raw, {"sft": {"state_dir": str(state / "sft")}, "reward": {"ranker": {"state_dir": str(state / "ranker")}},
+                       "adagrpo": {"state_dir": str(state / "rl")}})
+    return {f"params:{k}": m.model_validate(raw[k]) for k, m in MODELS.items()}
+
+
+@pytest.fixture(scope="module")
+def ingested(params) -> dict[str, Any]:
+    return run(ingest.create_pipeline(), {"params:ingest": params["params:ingest"]})
+
+
+@pytest.fixture(scope="module")
+def tokenized(params, ingested) -> dict[str, Any]:
+    return run(tokenize.create_pipeline(), {**ingested, "params:tokenize": params["params:tokenize"]})
+
+
+@pytest.fixture(scope="module")
+def trained(params, ingested, tokenized) -> dict[str, Any]:
+    return run(sft.create_pipeline(), {**ingested, **tokenized, "params:sft": params["params:sft"]})
+
+
+@pytest.fixture(scope="module")
+def rewarded(params, ingested) -> dict[str, Any]:
+    return run(reward.create_pipeline(), {**ingested, "params:reward": params["params:reward"],
+                                          "params:evaluate": params["params:evaluate"]})
+
+
+@pytest.fixture(scope="module")
+def upstream(params, ingested, tokenized, trained, rewarded) -> dict[str, Any]:
+    return {**params, **ingested, **tokenized, **trained, **rewarded}
+
+
+def _plan(params) -> RunPlan:
+    return RunPlan.from_params(params["params:adagrpo"])
+
+
+def test_ingest_publishes_consistent_tables(ingested) -> None:
+    inter, items, test, train = (ingested[k] for k in ("interactions", "items", "test_sequences", "train_sequences"))
+    n_users = inter["user_id"].nunique()
+    assert inter["user_id"].max() == n_users - 1 and items["item_id"].tolist() == list(range(len(items)))
+    assert len(test) == n_users and len(train) == len(inter) - 3 * n_users  # n - 3 prefixes a user
+    assert (test.set_index("user_id")["target"] == inter.groupby("user_id")["item_id"].last()).all()
+    ctr = ingested["impressions"].groupby("position")["clicked"].mean()
+    assert ctr.iloc[0] > ctr.iloc[-1]  # the simulator's position-biased clicks, read not derived
+    metrics = ingested["exposure_metrics"].set_index("metric")["value"]
+    assert 0 < metrics["gini_exposure"] < 1 and metrics["catalog_coverage"] == 1.0
+    assert [s["table"] for s in ingested["ingest_validation_report"]["suites"]][:3] == ["items", "interactions", "impressions"]
+
+
+def test_tokenize_gives_every_item_its_own_decodable_ids(tokenized, ingested) -> None:
+    ids, vocab = tokenized["semantic_ids"], SidVocab.from_json(tokenized["sid_vocab"])
+    codes = np.stack(ids["codes"].to_numpy()).astype(np.int64)
+    assert codes.shape == (len(ingested["items"]), 3) and len(np.unique(codes, axis=0)) == len(codes)
+    assert vocab.level_sizes == (8, 8, 16)
+    trie = SidTrie.from_tensors(tokenized["sid_trie"])
+    assert trie.lookup(torch.as_tensor(vocab.encode(codes))).tolist() == ids["item_id"].tolist()
+    emb = tokenized["item_embeddings"]["embeddings"]
+    assert emb.shape == (len(codes), 384 + 64)  # default hybrid: MiniLM 384 + co-occurrence 64
+    np.testing.assert_allclose(emb.norm(dim=1).numpy(), 1.0, atol=1e-5)
+
+
+def test_sft_keeps_the_best_validation_step(trained) -> None:
+    history, ckpt = trained["sft_history"], trained["sft_policy"]
+    assert list(history["step"]) == [15, 30]
+    best = int(history.loc[history["valid_ndcg@10_filtered"].idxmax(), "step"])
+    assert ckpt.config["kind"] == "t5_policy" and ckpt.config["best_step"] == best
+
+
+def test_reward_chooses_the_calibration_with_the_lowest_held_out_logloss(rewarded) -> None:
+    cal = rewarded["reward_calibration"]
+    assert cal["chosen"]["method"] == min(cal["candidates"], key=lambda m: cal["candidates"][m]["select_logloss"])
+    assert "invalid_reward" not in cal  # one source: params:reward
+    assert list(rewarded["ranker_history"]["step"]) == [10, 20, 30]
+    retrieval = rewarded["ranker_evaluation"].iloc[0]
+    assert retrieval["hr@5"] <= retrieval["hr@10"] and retrieval["hallucination@10"] == 0
+
+
+def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, params) -> None:
+    plan = _plan(params)
+    data = {**upstream, "params:runs.adagrpo": plan.main}
+    rl = run(adagrpo.create_pipeline([plan.main]), data)
+    series = rl["adagrpo.checkpoints"]
+    assert sorted(series) == ["step-000003", "step-000006"]
+    assert all(isinstance(c.weights, StoredWeights) for c in series.values())  # streamed from the loop's files
+    final = series["step-000006"].tensors
+    assert all(torch.equal(v, final[k]) for k, v in rl["adagrpo.policy"].tensors.items())
+    history = rl["adagrpo.training_history"]
+    assert list(history["step"]) == list(range(7)) and history["valid_hr@10"].notna().sum() == 3
+
+    out = run(evaluate.create_pipeline([plan.main]), {**data, **rl})
+    results = out["evaluation_results"]
+    assert list(results["model"]) == ["sft", "popularity", "sasrec_ranker", "adagrpo", "adagrpo"]
+    evals = out["adagrpo.checkpoint_evaluation"]
+    valid = evals[evals["split"] == "valid"].sort_values("step")
+    best = results[results["checkpoint"] == "best"].iloc[0]
+    assert best["step"] == valid.loc[valid["ndcg@10_filtered"].idxmax(), "step"]  # chosen on valid, shown on test
+    strata = out["sft_strata"]
+    assert len(strata) == 60 and set(strata.columns) >= {"d_pol", "d_rew", "pass_pol", "pass_rew", "admitted"}
+    table = out["report_md"].split("## Variants (mean ± std over seeds)")[1].split("## Reading")[0]
+    assert "±" not in table and "not resolved (one seed gives no spread" in out["report_md"]
+    assert out["evaluation_metrics"]["adagrpo.final.hr_at_10_mean"]["value"] == results.iloc[3]["hr@10"]
+
+
+def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> None:
+    plan = _plan(params)
+    assert [r.namespace for r in plan.compare[:4]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p5.seed_0",
+                                                       "adagrpo.seed_0"]
+    data = {**upstream, **{f"params:runs.{r.namespace}": r for r in plan.compare}}
+    out = run(compare.create_pipeline(plan.compare), data)
+    summary, results = out["evaluation_summary"], out["evaluation_results"]
+    final = results[results["checkpoint"] == "final"]
+    for variant in ("sft_continue", "grpo", "mix_0p5", "adagrpo"):
+        hr = final.loc[final["variant"] == variant, "hr@10"]
+        row = summary[(summary["variant"] == variant) & (summary["checkpoint"] == "final")].iloc[0]
+        assert row["seeds"] == 2 and row["hr@10_mean"] == hr.mean() and abs(row["hr@10_std"] - hr.std(ddof=1)) < 1e-12
+    assert out["evaluation_strata"].groupby("variant")["samples"].sum().eq(60).all()
+    # seeds differ in the RL stage only: the two adagrpo runs trained on other batches and rollouts
+    h0, h1 = out["adagrpo.seed_0.training_history"], out["adagrpo.seed_1.training_history"]
+    assert not np.allclose(h0["reward_mean"].iloc[1:], h1["reward_mean"].iloc[1:])
+    assert "2 seeds [0, 1]" in out["report_md"]
+
+
+def test_each_pipeline_reads_what_an_earlier_one_writes_or_the_raw_source() -> None:
+    """No pipeline needs a dataset that no stage produces (besides parameters)."""
+    plan = RunPlan.from_params(AdaGrpoParams())
+    stages = [ingest.create_pipeline(), tokenize.create_pipeline(), sft.create_pipeline(), reward.create_pipeline(),
+              adagrpo.create_pipeline([plan.main]), evaluate.create_pipeline([plan.main])]
+    main = sum(stages[1:], stages[0])
+    free = {i for i in main.inputs() if not i.startswith("params:")}
+    assert free == set(), free
+    assert compare.create_pipeline(plan.compare).inputs() - {f"params:{k}" for k in MODELS} == {
+        f"params:runs.{r.namespace}" for r in plan.compare} | set(adagrpo.pipeline.SHARED_INPUTS) | {
+        "test_sequences", "items", "ranker_evaluation"}
