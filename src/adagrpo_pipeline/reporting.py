@@ -185,15 +185,15 @@ def verdict(summary: pd.DataFrame, sft: pd.Series, checkpoint: str = "final", ta
     lines = []
     for name, hr, std, hall, seeds in rivals:
         diff, spread = a["hr@10_mean"] - hr, max(a["hr@10_std"], std)
-        if one_seed:
-            outcome = f"vs {name}: not resolved (one seed gives no spread to judge a difference)"
-        else:
-            outcome = "ties with" if abs(diff) <= spread else "beats" if diff > 0 else "loses to"
-            outcome = f"{outcome} {name}"
+        outcome = "ties with" if abs(diff) <= spread else "beats" if diff > 0 else "loses to"
         hall_cmp = "equal or lower" if a["hallucination@10_mean"] <= hall + 1e-12 else "higher"
-        lines.append(f"- {target} ({checkpoint}) {outcome} on HR@10: {shown(a['hr@10_mean'], a['hr@10_std'], a['seeds'])} "
-                     f"vs {shown(hr, std, seeds)} (Δ {diff:+.4f}), at {hall_cmp} hallucination@10 "
-                     f"({a['hallucination@10_mean']:.4f} vs {hall:.4f}).")
+        figures = (f"on HR@10: {shown(a['hr@10_mean'], a['hr@10_std'], a['seeds'])} vs {shown(hr, std, seeds)} "
+                   f"(Δ {diff:+.4f}), at {hall_cmp} hallucination@10 ({a['hallucination@10_mean']:.4f} vs {hall:.4f})")
+        if one_seed:
+            lines.append(f"- {target} ({checkpoint}) vs {name} {figures}: not resolved (one seed gives no spread to judge "
+                         "a difference).")
+        else:
+            lines.append(f"- {target} ({checkpoint}) {outcome} {name} {figures}.")
     return lines
 
 
