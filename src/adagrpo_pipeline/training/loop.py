@@ -237,13 +237,13 @@ class TrainingLoop:
             c.step += 1
             pending.append(values)
             evaluates = s.evaluates(c.step)
-            row = {"step": c.step, **(values if self.per_step_history else _mean(pending))}
-            if evaluates:
-                row.update(self._evaluate(evaluate))
-                pending = []
-                self._select(row)
-                self._log(row)
-            if self.per_step_history or evaluates:
+            if evaluates or self.per_step_history:
+                row = {"step": c.step, **(values if self.per_step_history else _mean(pending))}
+                if evaluates:
+                    row.update(self._evaluate(evaluate))
+                    pending = []
+                    self._select(row)
+                    self._log(row)
                 c.history.append(row)
                 self._emit(row, c.step)
             bar.update(1)
