@@ -57,7 +57,7 @@ def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
     # the plan of runs follows --params: exactly seed 5 (not in the configuration) trains and is reported
     out = kedro(project, "run", "--pipeline=compare", "--params", "adagrpo.seeds=[5]")
     assert ran_nodes(out) == {f"{v}.seed_5.{n}" for v in VARIANTS for n in ("train_policy", "evaluate_checkpoints")} | REFERENCES
-    assert "1 seeds [5]" in (project / "data/08_reporting/report.md").read_text()
+    assert "4 variants x 1 seed [5]" in (project / "data/08_reporting/report.md").read_text()
     # --env gpu has its own plan (seeds 0-4; conf/local is not read then, so the tiny sizes come as --params)
     tiny_rl = ("adagrpo.max_steps=2,adagrpo.checkpoint_every=2,adagrpo.eval_every=2,adagrpo.eval_users=10,"
                "adagrpo.batch_size=16,adagrpo.rollout.group_size=4,adagrpo.eval_beams=10")

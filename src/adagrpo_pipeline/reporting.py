@@ -213,7 +213,8 @@ def report_title(runs: list[RunSpec]) -> str:
     if [r.namespace for r in runs] == [MAIN_NAMESPACE]:
         return "AdaGRPO on this data: evaluation of the `train_adagrpo` run"
     seeds = sorted({r.seed for r in runs})
-    return f"AdaGRPO vs its baselines: {len({r.variant.name for r in runs})} variants x {len(seeds)} seeds {seeds}"
+    return (f"AdaGRPO vs its baselines: {len({r.variant.name for r in runs})} variants x {len(seeds)} "
+            f"seed{'s' if len(seeds) > 1 else ''} {seeds}")
 
 
 def build_report(runs: list[RunSpec], evals: list[pd.DataFrame], hits: list[pd.DataFrame], histories: list[pd.DataFrame],
