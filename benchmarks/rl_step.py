@@ -34,9 +34,9 @@ from adagrpo_pipeline.policy.model import (
     PolicySize,
     build_policy,
 )
-from adagrpo_pipeline.reward.config import RankerSize
-from adagrpo_pipeline.reward.model import SASRec
 from adagrpo_pipeline.reward.reward import RewardModel
+from adagrpo_pipeline.sasrec.config import SASRecSize
+from adagrpo_pipeline.sasrec.model import SASRec
 from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
@@ -75,7 +75,7 @@ def main() -> None:
     trie = SidTrie.build(tokens, np.arange(args.items), vocab.size)
     policy = build_policy(layout, size, args.seed)
     torch.manual_seed(args.seed)
-    ranker = SASRec(args.items, args.history, RankerSize())
+    ranker = SASRec(args.items, args.history, SASRecSize())
     reward = RewardModel(ranker, {"method": "platt", "a": 1.0, "b": 0.0}, 0.0, batch_size=4096)
     run = RunSpec(namespace=args.variant, kind=args.variant, seed=args.seed)
     s = setup(policy, encoder, trie, reward, run, p)

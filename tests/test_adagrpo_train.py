@@ -20,9 +20,9 @@ from adagrpo_pipeline.policy.model import (
     PolicySize,
     build_policy,
 )
-from adagrpo_pipeline.reward.config import RankerSize
-from adagrpo_pipeline.reward.model import SASRec
 from adagrpo_pipeline.reward.reward import RewardModel
+from adagrpo_pipeline.sasrec.config import SASRecSize
+from adagrpo_pipeline.sasrec.model import SASRec
 from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
@@ -49,7 +49,7 @@ def data():
 
 def _reward() -> RewardModel:
     torch.manual_seed(0)
-    ranker = SASRec(N_ITEMS, 4, RankerSize(d_model=16, num_layers=1, num_heads=2, d_ff=32, dropout=0.0))
+    ranker = SASRec(N_ITEMS, 4, SASRecSize(d_model=16, num_layers=1, num_heads=2, d_ff=32, dropout=0.0))
     return RewardModel(ranker, {"method": "platt", "a": 1.0, "b": 0.0}, invalid_reward=0.0)
 
 

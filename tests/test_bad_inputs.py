@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import derived_files, make_project, run_session
 
 from adagrpo_pipeline.recdata.errors import DataValidationError, SourceReadError
 from adagrpo_pipeline.recdata.simulator import SyntheticParams, simulate
+
+from conftest import derived_files, make_project, run_session
 
 pytestmark = pytest.mark.slow
 

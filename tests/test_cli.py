@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from conftest import TINY_SYNTHETIC, derived_files, kedro
 
 pytestmark = pytest.mark.slow

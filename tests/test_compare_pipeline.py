@@ -9,21 +9,28 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import REPO, kedro, ran_nodes, versions
 from nbclient import NotebookClient
+
+from conftest import REPO, kedro, ran_nodes, versions
 from test_train_pipeline import tiny_project
 
 pytestmark = pytest.mark.slow
 
 VARIANTS = ["sft_continue", "grpo", "mix_0p5", "adagrpo"]
-REFERENCES = {"evaluate.evaluate_sft_policy", "evaluate.popularity_baseline", "evaluate.report"}
+def seeded_references(*seeds: int) -> set[str]:
+    return {f"{m}.seed_{s}.{n}" for s in seeds for m, names in (("sft", ("train_sft_policy", "evaluate_sft_policy")),
+            ("sasrec", ("train_sasrec_baseline", "sasrec_baseline"))) for n in names}
+
+
+REFERENCES = {"evaluate.evaluate_sft_policy", "evaluate.popularity_baseline", "evaluate.train_sasrec_baseline",
+              "evaluate.sasrec_baseline", "evaluate.report"}
 
 
 def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
     tiny_project(project)
     out = kedro(project, "run", "--pipeline=compare")
     expected = {f"{v}.seed_{s}.{n}" for v in VARIANTS for s in (0, 1) for n in ("train_policy", "evaluate_checkpoints")}
-    assert ran_nodes(out) == expected | REFERENCES
+    assert ran_nodes(out) == expected | REFERENCES | seeded_references(0, 1)
 
     summary = pd.read_parquet(versions(project, "data/08_reporting/evaluation_summary.parquet")[-1])
     assert sorted(summary["variant"].unique()) == sorted(VARIANTS) and set(summary["seeds"]) == {2}
@@ -43,6 +50,8 @@ def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
     assert ran_nodes(out) == {f"grpo.seed_{s}.{n}" for s in (0, 1) for n in ("train_policy", "evaluate_checkpoints")}
     assert len(versions(project, "data/06_models/rl/grpo.seed_0/checkpoints")) == 2
     assert len(versions(project, "data/06_models/rl/adagrpo.seed_0/checkpoints")) == 1
+    # the reference models' seeds alone (they resume from their finished states)
+    assert ran_nodes(kedro(project, "run", "--pipeline=compare", "--namespaces=sft,sasrec")) == seeded_references(0, 1)
     # then the report alone, on every saved evaluation
     assert ran_nodes(kedro(project, "run", "--pipeline=compare", "--nodes=evaluate.report")) == {"evaluate.report"}
 
@@ -56,7 +65,8 @@ def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
 
     # the plan of runs follows --params: exactly seed 5 (not in the configuration) trains and is reported
     out = kedro(project, "run", "--pipeline=compare", "--params", "adagrpo.seeds=[5]")
-    assert ran_nodes(out) == {f"{v}.seed_5.{n}" for v in VARIANTS for n in ("train_policy", "evaluate_checkpoints")} | REFERENCES
+    assert ran_nodes(out) == ({f"{v}.seed_5.{n}" for v in VARIANTS for n in ("train_policy", "evaluate_checkpoints")}
+                              | REFERENCES | seeded_references(5))
     assert "4 variants x 1 seed [5]" in (project / "data/08_reporting/report.md").read_text()
     # --env gpu has its own plan (seeds 0-4; conf/local is not read then, so the tiny sizes come as --params)
     tiny_rl = ("adagrpo.max_steps=2,adagrpo.checkpoint_every=2,adagrpo.eval_every=2,adagrpo.eval_users=10,"

@@ -8,9 +8,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ML100K, derived_files, run_session
 
 from adagrpo_pipeline.recdata.download import is_complete
+
+from conftest import ML100K, derived_files, run_session
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import REPO, load_parameters
 from pydantic import ValidationError
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
@@ -14,6 +13,8 @@ from adagrpo_pipeline.recdata.config import IngestParams
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.semantic_ids.config import TokenizeParams
 from adagrpo_pipeline.tracking import flatten, metric_name, metrics_payload
+
+from conftest import REPO, load_parameters
 
 
 def test_shipped_parameters_validate() -> None:

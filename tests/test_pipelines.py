@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_RUN, load_parameters
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -33,6 +32,8 @@ from adagrpo_pipeline.semantic_ids.config import TokenizeParams
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.training.checkpoint import StoredWeights
+
+from conftest import TINY_RUN, load_parameters
 
 MODELS = {"ingest": IngestParams, "tokenize": TokenizeParams, "sft": SftParams, "reward": RewardParams,
           "adagrpo": AdaGrpoParams, "evaluate": EvaluateParams}
@@ -70,7 +71,8 @@ def params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     state = tmp_path_factory.mktemp("state")
     raw = _merge(load_parameters("base"), TINY_RUN)
     raw = _merge(raw, {"sft": {"state_dir": str(state / "sft")}, "reward": {"ranker": {"state_dir": str(state / "ranker")}},
-                       "adagrpo": {"state_dir": str(state / "rl")}})
+                       "adagrpo": {"state_dir": str(state / "rl")},
+                       "evaluate": {"sasrec": {"state_dir": str(state / "sasrec")}}})
     return {f"params:{k}": m.model_validate(raw[k]) for k, m in MODELS.items()}
 
 
@@ -159,24 +161,29 @@ def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, p
 
     out = run(evaluate.create_pipeline([plan.main]), {**data, **rl})
     results = out["evaluation_results"]
-    assert list(results["model"]) == ["sft", "popularity", "sasrec_ranker", "adagrpo", "adagrpo"]
+    assert list(results["model"]) == ["sft", "popularity", "sasrec", "ranker_as_retriever", "adagrpo", "adagrpo"]
     evals = out["adagrpo.checkpoint_evaluation"]
     valid = evals[evals["split"] == "valid"].sort_values("step")
     best = results[results["checkpoint"] == "best"].iloc[0]
     assert best["step"] == valid.loc[valid["ndcg@10_filtered"].idxmax(), "step"]  # chosen on valid, shown on test
     strata = out["sft_strata"]
     assert len(strata) == 60 and set(strata.columns) >= {"d_pol", "d_rew", "pass_pol", "pass_rew", "admitted"}
+    hits = out["reference_hits"]
+    assert hits.groupby("model").size().to_dict() == {m: 60 for m in ("sft", "popularity", "sasrec", "ranker_as_retriever")}
+    sasrec = results.set_index("model").loc["sasrec"]
+    assert sasrec["hr@10_filtered"] == hits.loc[hits["model"] == "sasrec", "hit@10_filtered"].mean()
+    assert sasrec["step"] == out["sasrec_model"].config["best_step"] > 0
     table = out["report_md"].split("## Variants (mean ± std over seeds)")[1].split("## Reading")[0]
     assert "±" not in table and "not resolved (one seed gives no spread" in out["report_md"]
-    assert out["evaluation_metrics"]["adagrpo.final.hr_at_10_mean"]["value"] == results.iloc[3]["hr@10"]
+    assert out["evaluation_metrics"]["adagrpo.final.hr_at_10_mean"]["value"] == results.iloc[4]["hr@10"]
 
 
 def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> None:
     plan = _plan(params)
     assert [r.namespace for r in plan.compare[:4]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p5.seed_0",
                                                        "adagrpo.seed_0"]
-    data = {**upstream, **{f"params:runs.{r.namespace}": r for r in plan.compare}}
-    out = run(compare.create_pipeline(plan.compare), data)
+    data = {**upstream, **{f"params:runs.{r.namespace}": r for r in (*plan.compare, *plan.references)}}
+    out = run(compare.create_pipeline(plan.compare, plan.references), data)
     summary, results = out["evaluation_summary"], out["evaluation_results"]
     final = results[results["checkpoint"] == "final"]
     for variant in ("sft_continue", "grpo", "mix_0p5", "adagrpo"):
@@ -188,6 +195,19 @@ def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> No
     h0, h1 = out["adagrpo.seed_0.training_history"], out["adagrpo.seed_1.training_history"]
     assert not np.allclose(h0["reward_mean"].iloc[1:], h1["reward_mean"].iloc[1:])
     assert "2 seeds [0, 1]" in out["report_md"]
+    # the reference models trained with each seed: their own rows, their spread, the paired difference
+    assert out["sft.seed_1.sft_policy"].config["seed"] == 1 and out["sasrec.seed_1.sasrec_model"].config["seed"] == 1
+    seeded = results[results["variant"].isin(["sft", "sasrec"]) & results["seed"].notna()]
+    assert sorted(seeded["model"]) == ["sasrec.seed_0", "sasrec.seed_1", "sft.seed_0", "sft.seed_1"]
+    sft_rows = seeded[seeded["variant"] == "sft"].sort_values("seed")
+    assert not np.array_equal(sft_rows["ndcg@10"], sft_rows["ndcg@10"].iloc[::-1]) or sft_rows["ndcg@10"].nunique() == 1
+    metrics = out["evaluation_metrics"]
+    assert metrics["reference.sft.hr_at_10_filtered_mean"]["value"] == pytest.approx(sft_rows["hr@10_filtered"].mean())
+    diff = (sft_rows.set_index("seed")["hr@10_filtered"]
+            - seeded[seeded["variant"] == "sasrec"].set_index("seed")["hr@10_filtered"])
+    assert "## Reference models over seeds" in out["report_md"]
+    assert f"mean {diff.mean():+.4f} ± {diff.std(ddof=1):.4f} over 2 seeds" in out["report_md"]
+    assert set(out["reference_hits"]["model"]) >= {"sft.seed_0", "sasrec.seed_1"}
 
 
 def test_each_pipeline_reads_what_an_earlier_one_writes_or_the_raw_source() -> None:
@@ -200,4 +220,4 @@ def test_each_pipeline_reads_what_an_earlier_one_writes_or_the_raw_source() -> N
     assert free == set(), free
     assert compare.create_pipeline(plan.compare).inputs() - {f"params:{k}" for k in MODELS} == {
         f"params:runs.{r.namespace}" for r in plan.compare} | set(adagrpo.pipeline.SHARED_INPUTS) | {
-        "test_sequences", "items", "ranker_evaluation"}
+        "test_sequences", "items", "ranker_evaluation", "ranker_test_hits"}

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY_SYNTHETIC
 
 from adagrpo_pipeline.datasets import CheckpointDataset
 from adagrpo_pipeline.recdata.config import IngestParams, SyntheticParams
@@ -21,21 +20,19 @@ from adagrpo_pipeline.reward.calibration import (
     calibrate,
     fit_calibrator,
 )
-from adagrpo_pipeline.reward.config import RankerSize, RankerTrainParams
-from adagrpo_pipeline.reward.data import (
-    BOS,
-    OFFSET,
-    EventIndex,
-    build_requests,
-    pack_histories,
-)
+from adagrpo_pipeline.reward.config import RankerTrainParams
+from adagrpo_pipeline.reward.data import EventIndex, build_requests
 from adagrpo_pipeline.reward.metrics import ece, pairwise_auc
-from adagrpo_pipeline.reward.model import SASRec, load_ranker, ranker_checkpoint
-from adagrpo_pipeline.reward.report import retrieval_metrics
+from adagrpo_pipeline.reward.model import load_ranker, ranker_checkpoint
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.reward.train import score_requests, train_ranker
+from adagrpo_pipeline.sasrec.config import SASRecSize
+from adagrpo_pipeline.sasrec.model import BOS, OFFSET, SASRec, pack_histories
+from adagrpo_pipeline.sasrec.retrieval import retrieval_metrics
 
-SIZE = RankerSize(d_model=16, num_layers=1, num_heads=2, d_ff=32, dropout=0.1)
+from conftest import TINY_SYNTHETIC
+
+SIZE = SASRecSize(d_model=16, num_layers=1, num_heads=2, d_ff=32, dropout=0.1)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+
 from conftest import run_session
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def test_reward_pipeline_on_synthetic(project: Path, tiny_synthetic_params, mlfl
     assert (deciles["pairs"] > 0).all() and deciles["spearman"].between(-1, 1).all()
 
     retrieval = pd.read_parquet(_latest(project, "data/08_reporting/ranker_evaluation.parquet")).iloc[0]
-    assert retrieval["model"] == "sasrec_ranker" and retrieval["hallucination@10"] == 0
+    assert retrieval["model"] == "ranker_as_retriever" and retrieval["hallucination@10"] == 0
     assert retrieval["hr@5"] <= retrieval["hr@10"] <= retrieval["hr@20"] and 0 < retrieval["coverage@10"] <= 1
 
     assert (project / "data/08_reporting/ranker_reliability.png").stat().st_size > 10_000

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ML100K
 
 from adagrpo_pipeline.datasets import SafetensorsDataset
 from adagrpo_pipeline.recdata.prepare import drop_held_out
@@ -28,6 +27,8 @@ from adagrpo_pipeline.semantic_ids.quantize import (
 from adagrpo_pipeline.semantic_ids.report import report_metrics, tokenizer_report
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+
+from conftest import ML100K
 
 
 def _clustered(n: int = 300, d: int = 16, k: int = 6, seed: int = 0) -> np.ndarray:

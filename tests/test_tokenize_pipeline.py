@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_session
 
 from adagrpo_pipeline.datasets import SafetensorsDataset
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
+
+from conftest import run_session
 
 pytestmark = pytest.mark.slow
 

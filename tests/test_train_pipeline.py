@@ -9,11 +9,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+
 from conftest import kedro, ran_nodes, run_session, versions, write_tiny_conf
 
 pytestmark = pytest.mark.slow
 
-EVALUATE_NODES = {"evaluate.evaluate_sft_policy", "evaluate.popularity_baseline", "adagrpo.evaluate_checkpoints",
+EVALUATE_NODES = {"evaluate.evaluate_sft_policy", "evaluate.popularity_baseline", "evaluate.train_sasrec_baseline",
+                  "evaluate.sasrec_baseline", "adagrpo.evaluate_checkpoints",
                   "evaluate.report"}
 
 
@@ -35,14 +37,14 @@ def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
     assert len(series) == 1 and sorted(p.name for p in series[0].iterdir()) == ["step-000003", "step-000006"]
 
     first = pd.read_parquet(versions(project, "data/08_reporting/evaluation_results.parquet")[-1])
-    assert list(first["model"]) == ["sft", "popularity", "sasrec_ranker", "adagrpo", "adagrpo"]
-    assert list(first["checkpoint"]) == ["", "", "", "final", "best"]
+    assert list(first["model"]) == ["sft", "popularity", "sasrec", "ranker_as_retriever", "adagrpo", "adagrpo"]
+    assert list(first["checkpoint"]) == ["", "", "", "", "final", "best"]
     final = first[first["checkpoint"] == "final"].iloc[0]
     assert final["step"] == 6 and 0 <= final["hr@10"] <= 1 and 0 <= final["reward@10"] <= 1 and 0 < final["coverage@10"] <= 1
     for col in ("hr@5", "hr@10", "ndcg@5", "ndcg@10", "hallucination@10", "constrained_hr@10", "hr@10_filtered"):
         assert first[col].dropna().between(0, 1).all(), col
         assert first.loc[first["model"].isin(["sft", "adagrpo"]), col].notna().all(), col
-    ranker = first.set_index("model").loc["sasrec_ranker"]
+    ranker = first.set_index("model").loc["ranker_as_retriever"]
     assert ranker["hallucination@10"] == 0 and ranker["hr@5"] <= ranker["hr@10"]
 
     evals = pd.read_parquet(versions(project, "data/08_reporting/rl/adagrpo/checkpoint_evaluation.parquet")[-1])

@@ -36,4 +36,4 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluate": evaluate.create_pipeline([plan.main]),
     }
     main = sum(stages.values(), Pipeline([]))
-    return {**stages, "compare": compare.create_pipeline(plan.compare), MAIN_JOB: main, "__default__": main}
+    return {**stages, "compare": compare.create_pipeline(plan.compare, plan.references), MAIN_JOB: main, "__default__": main}

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from adagrpo_pipeline.adagrpo.runs import MAIN_NAMESPACE, RunSpec
+from adagrpo_pipeline.adagrpo.runs import MAIN_NAMESPACE, ReferenceSpec, RunSpec
 
 SELECT_ON = "ndcg@10_filtered"  # validation metric that picks the best intermediate checkpoint
 HEADLINE = ["hr@10", "ndcg@10", "hr@10_filtered", "ndcg@10_filtered", "hallucination@10", "constrained_hr@10",
@@ -209,6 +209,40 @@ class Report:
     metrics: dict[str, float]  # flat headline figures for MLflow
 
 
+REFERENCE_METRICS = ["hr@10", "ndcg@10", "hr@10_filtered", "ndcg@10_filtered"]
+
+
+def reference_seeds(seeded: list[tuple[ReferenceSpec, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference models trained with several seeds: mean ± std per model over seeds, and the
+    SFT − sasrec difference paired by seed (one row per seed, then the mean and std over seeds)."""
+    if not seeded:
+        return pd.DataFrame(), pd.DataFrame()
+    rows = pd.concat([e.assign(reference=spec.model, seed=spec.seed) for spec, e in seeded], ignore_index=True)
+    summary = summarize(rows.rename(columns={"reference": "variant"}).assign(checkpoint=""), REFERENCE_METRICS)
+    summary = summary.drop(columns="checkpoint").rename(columns={"variant": "model"})
+    wide = rows.pivot(index="seed", columns="reference", values=REFERENCE_METRICS)
+    if not {"sft", "sasrec"} <= set(rows["reference"]):
+        return summary, pd.DataFrame()
+    paired = pd.DataFrame({m: wide[(m, "sft")] - wide[(m, "sasrec")] for m in REFERENCE_METRICS}).dropna().reset_index()
+    return summary, paired
+
+
+def paired_lines(paired: pd.DataFrame, metric: str = "hr@10_filtered") -> list[str]:
+    """SFT − sasrec on `metric`, per seed and over seeds, in words: a difference is called only
+    when every seed agrees on its sign and the mean is larger than the spread."""
+    if paired.empty:
+        return []
+    d = paired[metric]
+    mean, std = float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    per_seed = ", ".join(f"seed {s}: {v:+.4f}" for s, v in zip(paired["seed"], d, strict=True))
+    if len(d) > 1 and abs(mean) > std and ((d > 0).all() or (d < 0).all()):
+        call = "SFT is above sasrec" if mean > 0 else "SFT is below sasrec"
+    else:
+        call = "not resolved"
+    return [f"- SFT − sasrec on {metric}, paired by seed: {per_seed}; mean {mean:+.4f} ± {std:.4f} over "
+            f"{len(d)} seeds: {call}."]
+
+
 def report_title(runs: list[RunSpec]) -> str:
     if [r.namespace for r in runs] == [MAIN_NAMESPACE]:
         return "AdaGRPO on this data: evaluation of the `train_adagrpo` run"
@@ -219,9 +253,11 @@ def report_title(runs: list[RunSpec]) -> str:
 
 def build_report(runs: list[RunSpec], evals: list[pd.DataFrame], hits: list[pd.DataFrame], histories: list[pd.DataFrame],
                  references: list[pd.DataFrame], sft_strata: pd.DataFrame, config: dict[str, dict[str, Any]],
-                 mlflow_run: str) -> Report:
+                 mlflow_run: str, seeded: list[tuple[ReferenceSpec, pd.DataFrame]] = ()) -> Report:
     """Tables, plots, Markdown and flat metrics of `runs` (their evaluations, test hits and
-    histories, in the same order), beside the reference rows (the SFT policy's first)."""
+    histories, in the same order), beside the reference rows (the SFT policy's first) and the
+    reference models trained with several seeds (`seeded`)."""
+    seeded = list(seeded)
     refs = pd.concat(references, ignore_index=True)
     run_table = pd.concat([run_rows(r, e) for r, e in zip(runs, evals, strict=True)], ignore_index=True)
     metrics = [c for c in run_table.columns if c not in ("variant", "seed", "namespace", "checkpoint", "step")]
@@ -234,14 +270,20 @@ def build_report(runs: list[RunSpec], evals: list[pd.DataFrame], hits: list[pd.D
     flat = {f"{r['variant']}.{r['checkpoint']}.{m}_{s}": r[f"{m}_{s}"] for _, r in summary.iterrows()
             for m in shown for s in ("mean", "std")}
     flat.update({f"{r['model']}.{m}": r[m] for _, r in refs.iterrows() for m in HEADLINE if m in r})
-    results = pd.concat([refs.assign(checkpoint="", seed=np.nan, variant=refs["model"]),
+    ref_summary, paired = reference_seeds(seeded)
+    flat.update({f"reference.{r['model']}.{m}_{s}": r[f"{m}_{s}"] for _, r in ref_summary.iterrows()
+                 for m in REFERENCE_METRICS for s in ("mean", "std")})
+    seeded_rows = [e.assign(checkpoint="", seed=spec.seed, variant=spec.model) for spec, e in seeded]
+    results = pd.concat([refs.assign(checkpoint="", seed=np.nan, variant=refs["model"]), *seeded_rows,
                          run_table.rename(columns={"namespace": "model"})], ignore_index=True)
-    markdown = render_markdown(report_title(runs), summary, refs, run_table, strata, sft_strata, config, mlflow_run)
+    markdown = render_markdown(report_title(runs), summary, refs, run_table, strata, sft_strata, config, mlflow_run,
+                               ref_summary, paired)
     return Report(results, summary, strata, figures, markdown, flat)
 
 
 def render_markdown(title: str, summary: pd.DataFrame, refs: pd.DataFrame, run_table: pd.DataFrame, strata: pd.DataFrame,
-                    sft_strata: pd.DataFrame, config: dict[str, dict[str, Any]], mlflow_run: str) -> str:
+                    sft_strata: pd.DataFrame, config: dict[str, dict[str, Any]], mlflow_run: str,
+                    ref_summary: pd.DataFrame | None = None, paired: pd.DataFrame | None = None) -> str:
     """`report.md`: every table of the report, what each figure was compared with, the plots
     and the configuration."""
     shown = [m for m in HEADLINE if f"{m}_mean" in summary]
@@ -262,6 +304,7 @@ def render_markdown(title: str, summary: pd.DataFrame, refs: pd.DataFrame, run_t
           "with one seed no difference is called.", "",
           *verdict(summary, sft, "final"), *verdict(summary, sft, "best"), "",
           "## Reference rows", "", refs[ref_cols].to_markdown(index=False, floatfmt=".4f"), "",
+          *_seeded_section(ref_summary, paired),
           "## Every run", "",
           run_table[["namespace", "checkpoint", "step", *shown]].to_markdown(index=False, floatfmt=".4f"), "",
           "## Strata", "",
@@ -273,3 +316,17 @@ def render_markdown(title: str, summary: pd.DataFrame, refs: pd.DataFrame, run_t
           "![strata](report_strata.png)", "",
           "## Configuration", "", "```json", json.dumps(config, indent=2, sort_keys=True, default=str), "```", ""]
     return "\n".join(md)
+
+
+def _seeded_section(ref_summary: pd.DataFrame | None, paired: pd.DataFrame | None) -> list[str]:
+    if ref_summary is None or ref_summary.empty:
+        return []
+    lines = ["## Reference models over seeds", "",
+             "The SFT policy and `sasrec` trained again with every seed of the comparison (same data and "
+             "configuration; the RL runs start from the main SFT policy). Mean ± std over seeds.", "",
+             fmt_mean_std(ref_summary.rename(columns={"model": "variant"}).assign(checkpoint=""), REFERENCE_METRICS)
+             .drop(columns="checkpoint").rename(columns={"variant": "model"}).to_markdown(index=False), ""]
+    if paired is not None and not paired.empty:
+        lines += [paired.to_markdown(index=False, floatfmt="+.4f"), "", *paired_lines(paired, "hr@10_filtered"),
+                  *paired_lines(paired, "ndcg@10_filtered"), ""]
+    return lines

@@ -4,7 +4,10 @@
 - `main`: the `adagrpo` variant with `adagrpo.seed`, namespace `adagrpo` (the main job, the
   `adagrpo` and `evaluate` pipelines);
 - `compare`: every variant of `adagrpo.mix_alphas` for every seed of `adagrpo.seeds`,
-  namespace `<variant>.seed_<seed>` (the `compare` pipeline).
+  namespace `<variant>.seed_<seed>` (the `compare` pipeline);
+- `references`: the SFT policy and the `sasrec` retriever trained again with every seed of
+  `adagrpo.seeds`, namespaces `sft.seed_<seed>` and `sasrec.seed_<seed>` (`compare`'s reference
+  rows get a spread over seeds; the RL runs start from the main `sft_policy`).
 
 The Kedro project builds its pipelines from the plan of the run's own configuration (`--env`
 and `--params` included, see `adagrpo_pipeline.context`) and hands every run its `RunSpec` as
@@ -15,6 +18,7 @@ the parameter `params:runs.<namespace>`, so variant and seed are visible in the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,17 +46,33 @@ class RunSpec(BaseModel):
         return cls(namespace=namespace, kind=variant.kind, alpha=variant.alpha, seed=seed)
 
 
+ReferenceModel = Literal["sft", "sasrec"]
+
+
+class ReferenceSpec(BaseModel):
+    """A reference model (the SFT policy or the `sasrec` retriever) trained with one seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str = Field(description="Kedro namespace of its nodes and datasets")
+    model: ReferenceModel
+    seed: int = Field(description="seed of its training: initial weights, dropout, batch order")
+
+
 @dataclass(frozen=True)
 class RunPlan:
     main: RunSpec
     compare: tuple[RunSpec, ...]
+    references: tuple[ReferenceSpec, ...]
 
     @classmethod
     def from_params(cls, params: AdaGrpoParams) -> RunPlan:
         main = RunSpec.of(Variant("adagrpo"), params.seed, MAIN_NAMESPACE)
         compare = tuple(RunSpec.of(v, s, f"{v.name}.seed_{s}") for s in params.seeds for v in variants(params.mix_alphas))
-        return cls(main, compare)
+        references = tuple(ReferenceSpec(namespace=f"{m}.seed_{s}", model=m, seed=s)
+                           for m in ("sft", "sasrec") for s in params.seeds)
+        return cls(main, compare, references)
 
-    def parameters(self) -> dict[str, RunSpec]:
-        """{namespace: spec} of every run: the `runs` parameter block."""
-        return {r.namespace: r for r in (self.main, *self.compare)}
+    def parameters(self) -> dict[str, RunSpec | ReferenceSpec]:
+        """{namespace: spec} of every run and reference: the `runs` parameter block."""
+        return {r.namespace: r for r in (self.main, *self.compare, *self.references)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from adagrpo_pipeline.sasrec.config import SasrecParams
+
 from .model import EncoderInput, PolicySize
 
 
@@ -13,15 +15,16 @@ class _Strict(BaseModel):
 
 class SftParams(_Strict):
     model: PolicySize = PolicySize()
-    max_items: int = Field(10, ge=1, description="history items fed to the encoder")
+    max_items: int = Field(20, ge=1, description="history items fed to the encoder")
     user_buckets: int = Field(0, ge=0, description="> 0: prepend a hashed user token")
-    encoder_input: EncoderInput = Field("tokens", description="tokens (TIGER, L positions an item) or items (sum of an item's token embeddings)")
+    encoder_input: EncoderInput = Field("items", description="tokens (TIGER, L positions an item) or items (sum of an item's token embeddings)")
     batch_size: int = Field(256, ge=1)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_steps: int = Field(100, ge=0)
     max_steps: int = Field(2000, ge=1)
     grad_clip: float = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="label smoothing of the next-token cross-entropy")
     eval_every: int = Field(400, ge=1)
     eval_users: int | None = Field(None, ge=1, description="validation users; a seeded subset when fewer than all")
     eval_seed: int = Field(0, description="seed of the validation subset (eval_users)")
@@ -39,3 +42,4 @@ class EvaluateParams(_Strict):
     batch_size: int = Field(128, ge=1)
     steps: list[int] | None = Field(None, description="RL checkpoints (steps) to evaluate; null = every saved one")
     device: str = "auto"
+    sasrec: SasrecParams = Field(default_factory=SasrecParams, description="the `sasrec` reference retriever")

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 
 from .decoding import beam_search
-from .metrics import drop_seen, hr_ndcg
+from .metrics import drop_seen, hits_table, hr_ndcg
 from .model import HistoryEncoder
 
 
@@ -84,3 +84,35 @@ def evaluate_policy(model, encoder: HistoryEncoder, trie: SidTrie, samples: pd.D
         metrics.update({f"constrained_{k}": v for k, v in cm.items() if "hallucination" not in k})
     metrics.update(list_quality(free, samples["history"].to_list(), len(encoder.item_tokens), reward_fn))
     return metrics, free
+
+
+def catalog_rankings(scores: torch.Tensor, seen: list[set[int]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k item ids of each row of a full-catalog score matrix, as scored and with the row's
+    `seen` items removed."""
+    ranked = scores.topk(k, dim=1).indices.cpu().numpy()
+    masked = scores.clone()
+    rows = np.concatenate([np.full(len(s), i) for i, s in enumerate(seen)]) if seen else np.zeros(0, dtype=np.int64)
+    cols = np.concatenate([np.fromiter(s, dtype=np.int64) for s in seen]) if seen else np.zeros(0, dtype=np.int64)
+    masked[torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)] = float("-inf")
+    return ranked, masked.topk(k, dim=1).indices.cpu().numpy()
+
+
+def retrieval_metrics(scores: torch.Tensor, targets: np.ndarray, seen: list[set[int]], ks: list[int]) -> dict[str, float]:
+    """HR/NDCG@K of a full-catalog scorer, as ranked and with history items removed (same keys
+    as `policy.evaluation.list_metrics`; a scorer never names a non-item)."""
+    ranked, filtered = catalog_rankings(scores, seen, max(ks))
+    m = hr_ndcg(ranked, targets, ks)
+    m.update({f"hallucination@{k}": 0.0 for k in ks})
+    m.update({f"{key}_filtered": v for key, v in hr_ndcg(filtered, targets, ks).items()})
+    return m
+
+
+def evaluate_scores(scores: torch.Tensor, samples: pd.DataFrame, seen: list[set[int]], ks: list[int],
+                    reward_fn: RewardFn | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """A full-catalog scorer (a reference retriever) on leave-one-out samples: the metrics of
+    `retrieval_metrics`, coverage and mean reward of the top-10, and per-sample hits@10."""
+    targets = samples["target"].to_numpy()
+    m = retrieval_metrics(scores, targets, seen, ks)
+    ranked, filtered = catalog_rankings(scores, seen, min(10, scores.shape[1]))
+    m.update(list_quality(ranked, samples["history"].to_list(), scores.shape[1], reward_fn))
+    return m, hits_table(samples["user_id"].to_numpy(), targets, ranked, filtered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def hit_rank(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -37,3 +38,11 @@ def popularity_ranking(popularity: np.ndarray, n_users: int, k: int) -> np.ndarr
     """The same top-`k` most popular items for every user (ties: lower item id first)."""
     top = np.lexsort((np.arange(len(popularity)), -popularity))[:k]
     return np.tile(top, (n_users, 1))
+
+
+def hits_table(users: np.ndarray, targets: np.ndarray, ranked: np.ndarray, filtered: np.ndarray,
+               k: int = 10) -> pd.DataFrame:
+    """Per user: whether the target is in the top-k as ranked (`hit@k`) and with history items
+    removed (`hit@k_filtered`), as 0/1 floats: what paired statistics between models need."""
+    return pd.DataFrame({"user_id": np.asarray(users), f"hit@{k}": (hit_rank(ranked[:, :k], targets) >= 0).astype(float),
+                         f"hit@{k}_filtered": (hit_rank(filtered[:, :k], targets) >= 0).astype(float)})

@@ -67,7 +67,9 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
         x, mask = encoder([histories[i] for i in rows], users[rows])
         labels = encoder.targets(targets[rows])
         with accelerator.autocast():
-            loss = prepared(**encoder_inputs(raw, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device)).loss
+            out = prepared(**encoder_inputs(raw, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
+        loss = out.loss if params.label_smoothing == 0 else torch.nn.functional.cross_entropy(
+            out.logits.float().flatten(0, 1), labels.to(device).flatten(), label_smoothing=params.label_smoothing)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(prepared.parameters(), params.grad_clip)
         optimizer.step()

@@ -6,21 +6,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from adagrpo_pipeline.sasrec.config import SASRecSize
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RankerSize(_Strict):
-    d_model: int = Field(64, ge=8)
-    num_layers: int = Field(2, ge=1)
-    num_heads: int = Field(2, ge=1)
-    d_ff: int = Field(256, ge=8)
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
-
-
 class RankerTrainParams(_Strict):
-    model: RankerSize = RankerSize()
+    model: SASRecSize = SASRecSize()
     max_history: int = Field(20, ge=1, description="history items the ranker reads (most recent)")
     batch_size: int = Field(256, ge=1, description="requests (slates) per step")
     lr: float = Field(3e-3, gt=0)

@@ -10,7 +10,7 @@ evaluated on leaks into the ranker:
 - later requests (no held-out click, but a history that already holds a held-out item) are
   left out.
 
-Histories are packed as ranker token ids: 0 = pad, 1 = start-of-history, item id + 2.
+Histories are packed as the SASRec token ids of `adagrpo_pipeline.sasrec.model`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import pandas as pd
 import torch
 
 from adagrpo_pipeline.recdata.prepare import user_segments
-
-PAD, BOS, OFFSET = 0, 1, 2
+from adagrpo_pipeline.sasrec.model import BOS, OFFSET, PAD
 
 
 @dataclass
@@ -72,19 +71,6 @@ class EventIndex:
         tokens = np.where(inside, self.items[np.where(inside, idx, 0)] + OFFSET, PAD)
         packed = np.concatenate([np.full((len(users), 1), BOS), tokens], axis=1)
         return torch.as_tensor(packed, dtype=torch.long), torch.as_tensor(length + 1, dtype=torch.long)
-
-
-def pack_histories(histories: list[np.ndarray] | pd.Series, max_history: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same packing for explicit item-id histories (oldest first), e.g. a sequences table."""
-    n = len(histories)
-    packed = np.zeros((n, max_history + 1), dtype=np.int64)
-    packed[:, 0] = BOS
-    lengths = np.empty(n, dtype=np.int64)
-    for row, h in enumerate(histories):
-        h = np.asarray(h, dtype=np.int64)[-max_history:] if max_history else np.zeros(0, dtype=np.int64)
-        packed[row, 1 : 1 + len(h)] = h + OFFSET
-        lengths[row] = len(h) + 1
-    return torch.as_tensor(packed), torch.as_tensor(lengths)
 
 
 @dataclass

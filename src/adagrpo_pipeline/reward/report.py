@@ -12,13 +12,10 @@ import torch
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from adagrpo_pipeline.policy.metrics import hr_ndcg
 from adagrpo_pipeline.recdata.exposure_policy import sample_distinct
 
 from .calibration import apply_calibrator
-from .data import pack_histories
 from .metrics import auc, ece, logloss, pairwise_auc, reliability_bins
-from .model import SASRec
 
 
 def probability_metrics(scores: np.ndarray, labels: np.ndarray, calibrator: dict[str, Any] | None, bins: int) -> dict[str, float]:
@@ -42,17 +39,6 @@ def plot_reliability(scores: np.ndarray, labels: np.ndarray, calibrator: dict[st
     hx.set(xlabel="predicted click probability", ylabel="impressions", yscale="log")
     fig.tight_layout()
     return fig
-
-
-@torch.no_grad()
-def catalog_scores(ranker: SASRec, histories: list[np.ndarray] | pd.Series, batch_size: int) -> torch.Tensor:
-    """(n, n_items) raw scores of every item for each history, on the ranker's device."""
-    device = next(ranker.parameters()).device
-    out = []
-    for lo in range(0, len(histories), batch_size):
-        tokens, lengths = pack_histories(histories[lo : lo + batch_size], ranker.max_history)
-        out.append(ranker.score_all(ranker.user_state(tokens.to(device), lengths.to(device))).float())
-    return torch.cat(out) if out else torch.zeros((0, ranker.n_items), device=device)
 
 
 def exposure_bias_auc(scores: torch.Tensor, targets: np.ndarray, exposure: np.ndarray, negatives: int, seed: int) -> dict[str, float]:
@@ -86,19 +72,3 @@ def relevance_by_decile(rewards: torch.Tensor, users: np.ndarray, relevance: pd.
         rho = spearmanr(x[ok], t[ok]).statistic if ok.sum() > 2 else np.nan
         rows.append({"popularity_decile": name, "pairs": int(ok.sum()), "spearman": float(rho)})
     return pd.DataFrame(rows)
-
-
-def retrieval_metrics(scores: torch.Tensor, targets: np.ndarray, seen: list[set[int]], ks: list[int]) -> dict[str, float]:
-    """HR/NDCG@K of the ranker over the full catalog, as ranked and with history items removed
-    (same keys as `policy.evaluation.list_metrics`; a ranker never names a non-item)."""
-    k = max(ks)
-    ranked = scores.topk(k, dim=1).indices.cpu().numpy()
-    masked = scores.clone()
-    rows = np.concatenate([np.full(len(s), i) for i, s in enumerate(seen)]) if seen else np.zeros(0, dtype=np.int64)
-    cols = np.concatenate([np.fromiter(s, dtype=np.int64) for s in seen]) if seen else np.zeros(0, dtype=np.int64)
-    masked[torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)] = float("-inf")
-    filtered = masked.topk(k, dim=1).indices.cpu().numpy()
-    m = hr_ndcg(ranked, targets, ks)
-    m.update({f"hallucination@{kk}": 0.0 for kk in ks})
-    m.update({f"{key}_filtered": v for key, v in hr_ndcg(filtered, targets, ks).items()})
-    return m

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from adagrpo_pipeline.sasrec.model import SASRec, pack_histories
 from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 from .calibration import apply_calibrator
 from .config import RewardParams
-from .data import pack_histories
-from .model import SASRec, load_ranker
+from .model import load_ranker
 
 
 class RewardModel:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from adagrpo_pipeline.sasrec.model import SASRec
 from adagrpo_pipeline.training import (
     Schedule,
     Selection,
@@ -24,7 +25,6 @@ from adagrpo_pipeline.training.loop import LogFn
 from .config import RankerTrainParams
 from .data import EventIndex, Requests, flat_scores_labels
 from .metrics import auc
-from .model import SASRec
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -12,21 +13,20 @@ import pandas as pd
 from adagrpo_pipeline import reporting as rep
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.diagnostics import sample_diagnostics
-from adagrpo_pipeline.adagrpo.runs import RunSpec
+from adagrpo_pipeline.adagrpo.runs import ReferenceSpec, RunSpec
 from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
-from adagrpo_pipeline.policy.evaluation import (
-    evaluate_policy,
-    list_metrics,
-    list_quality,
-)
-from adagrpo_pipeline.policy.metrics import drop_seen, hit_rank, popularity_ranking
+from adagrpo_pipeline.policy.evaluation import evaluate_policy, evaluate_scores, list_metrics, list_quality
+from adagrpo_pipeline.policy.metrics import drop_seen, hits_table, popularity_ranking
 from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.recdata.prepare import drop_held_out
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.reward import RewardModel
+from adagrpo_pipeline.sasrec.model import catalog_scores, load_sasrec, sasrec_checkpoint
+from adagrpo_pipeline.sasrec.retrieval import KIND as SASREC
+from adagrpo_pipeline.sasrec.retrieval import train_sasrec
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.tracking import metric_name, metrics_payload
+from adagrpo_pipeline.tracking import metric_name, metrics_payload, mlflow_logger
 from adagrpo_pipeline.training import resolve_device
 from adagrpo_pipeline.training.checkpoint import Checkpoint
 
@@ -55,10 +55,7 @@ class _Evaluator:
         samples, seen = self.splits[split]
         m, ranked = evaluate_policy(model, encoder, self.trie, samples, self.params.ks, self.beams, self.params.batch_size,
                                     self.device, seen, self.reward, constrained=full)
-        targets = samples["target"].to_numpy()
-        rank, rank_f = hit_rank(ranked[:, :10], targets), hit_rank(drop_seen(ranked, seen, 10), targets)
-        hits = pd.DataFrame({"user_id": samples["user_id"].to_numpy(), "hit@10": (rank >= 0).astype(float),
-                             "hit@10_filtered": (rank_f >= 0).astype(float)})
+        hits = hits_table(samples["user_id"].to_numpy(), samples["target"].to_numpy(), ranked, drop_seen(ranked, seen, 10))
         return m, hits
 
 
@@ -79,6 +76,37 @@ def evaluate_sft_policy(sft_policy: Checkpoint, test_sequences: pd.DataFrame, va
              f"{strata['admitted'].mean():.3f}", strata["pass_pol"].mean(), strata["pass_rew"].mean())
     row = pd.DataFrame([{"model": "sft", "step": int(sft_policy.config.get("best_step", 0)), **m}])
     return row, strata
+
+
+def evaluate_sft_reference(sft_policy: Checkpoint, test_sequences: pd.DataFrame, valid_sequences: pd.DataFrame,
+                           interactions: pd.DataFrame, semantic_ids: pd.DataFrame, sid_vocab: dict[str, Any],
+                           sid_trie: dict, ranker_model: Checkpoint, reward_calibration: dict[str, Any],
+                           reward_params: RewardParams, params: EvaluateParams,
+                           run: ReferenceSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An SFT policy trained with a reference seed of `compare`: its row on test and its hits."""
+    ev = _Evaluator(test_sequences, valid_sequences, interactions, semantic_ids, sid_vocab, sid_trie, ranker_model,
+                    reward_calibration, reward_params, params)
+    m, hits = ev.score(*ev.load(sft_policy), "test", full=True)
+    return pd.DataFrame([{"model": run.namespace, "step": int(sft_policy.config.get("best_step", 0)), **m}]), hits
+
+
+def train_sasrec_seed(interactions: pd.DataFrame, valid_sequences: pd.DataFrame, items: pd.DataFrame,
+                      params: EvaluateParams, run: ReferenceSpec) -> tuple[Checkpoint, pd.DataFrame]:
+    """The `sasrec` retriever trained with a reference seed of `compare`, its resumable state in
+    `<state_dir>/<namespace>`."""
+    state = str(Path(params.sasrec.state_dir) / run.namespace) if params.sasrec.state_dir else None
+    sasrec = params.sasrec.model_copy(update={"seed": run.seed, "state_dir": state})
+    return train_sasrec_baseline(interactions, valid_sequences, items, params.model_copy(update={"sasrec": sasrec}),
+                                 log_prefix=run.namespace)
+
+
+def sasrec_reference(sasrec_model: Checkpoint, test_sequences: pd.DataFrame, interactions: pd.DataFrame,
+                     ranker_model: Checkpoint, reward_calibration: dict[str, Any], reward_params: RewardParams,
+                     params: EvaluateParams, run: ReferenceSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded `sasrec` retriever's row on test (named after its namespace) and its hits."""
+    row, hits = sasrec_baseline(sasrec_model, test_sequences, interactions, ranker_model, reward_calibration,
+                                reward_params, params)
+    return row.assign(model=run.namespace), hits
 
 
 def evaluate_checkpoints(checkpoints: dict[str, Checkpoint], test_sequences: pd.DataFrame, valid_sequences: pd.DataFrame,
@@ -117,16 +145,45 @@ def evaluate_checkpoints(checkpoints: dict[str, Checkpoint], test_sequences: pd.
 
 def popularity_baseline(test_sequences: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
                         ranker_model: Checkpoint, reward_calibration: dict[str, Any], reward_params: RewardParams,
-                        params: EvaluateParams) -> pd.DataFrame:
-    """Most-interacted items (counted on every event before the test ones) for everyone."""
+                        params: EvaluateParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Most-interacted items (counted on every event before the test ones) for everyone, and
+    the per-user hits."""
     popularity = np.bincount(drop_held_out(interactions, 1)["item_id"], minlength=len(items)).astype(float)
-    users = test_sequences["user_id"].to_numpy()
+    users, targets = test_sequences["user_id"].to_numpy(), test_sequences["target"].to_numpy()
     ranked = popularity_ranking(popularity, len(users), len(items))
     seen = seen_before_holdout(interactions, users, held_out=1)
-    m = list_metrics(ranked, test_sequences["target"].to_numpy(), params.ks, seen)
+    m = list_metrics(ranked, targets, params.ks, seen)
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, resolve_device(params.device))
     m.update(list_quality(ranked, test_sequences["history"].to_list(), len(items), reward))
-    return pd.DataFrame([{"model": "popularity", "step": 0, **m}])
+    return pd.DataFrame([{"model": "popularity", "step": 0, **m}]), hits_table(users, targets, ranked, drop_seen(ranked, seen, 10))
+
+
+def train_sasrec_baseline(interactions: pd.DataFrame, valid_sequences: pd.DataFrame, items: pd.DataFrame,
+                          params: EvaluateParams, log_prefix: str = "sasrec") -> tuple[Checkpoint, pd.DataFrame]:
+    """The `sasrec` reference retriever, trained on every event before the valid and test
+    targets, its best step chosen on valid."""
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
+    res = train_sasrec(len(items), drop_held_out(interactions, 2), valid_sequences, seen, params.sasrec,
+                       log_fn=mlflow_logger(log_prefix))
+    best = res.history.set_index("step").loc[res.best_step]
+    log.info("%s: best step %d, valid hr@10 %.4f (filtered %.4f), ndcg@10 %.4f (filtered %.4f)", log_prefix, res.best_step,
+             best["valid_hr@10"], best["valid_hr@10_filtered"], best["valid_ndcg@10"], best["valid_ndcg@10_filtered"])
+    return sasrec_checkpoint(res.model, SASREC, stage="evaluate", best_step=res.best_step,
+                             seed=params.sasrec.seed), res.history
+
+
+def sasrec_baseline(sasrec_model: Checkpoint, test_sequences: pd.DataFrame, interactions: pd.DataFrame,
+                    ranker_model: Checkpoint, reward_calibration: dict[str, Any], reward_params: RewardParams,
+                    params: EvaluateParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `sasrec` reference row on test (the whole catalog scored; filtered = history items
+    removed) and its per-user hits."""
+    device = resolve_device(params.device)
+    model = load_sasrec(sasrec_model, SASREC, device)
+    scores = catalog_scores(model, test_sequences["history"], params.batch_size)
+    seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
+    reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, device)
+    m, hits = evaluate_scores(scores, test_sequences, seen, params.ks, reward)
+    return pd.DataFrame([{"model": "sasrec", "step": int(sasrec_model.config.get("best_step", 0)), **m}]), hits
 
 
 def _run_id() -> str:
@@ -135,34 +192,48 @@ def _run_id() -> str:
 
 
 def report(sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_evaluation: pd.DataFrame,
-           ranker_evaluation: pd.DataFrame, sft_params: SftParams, reward_params: RewardParams, rl_params: AdaGrpoParams,
-           evaluate_params: EvaluateParams, **per_run: Any) -> tuple:
+           popularity_test_hits: pd.DataFrame, sasrec_evaluation: pd.DataFrame, sasrec_test_hits: pd.DataFrame,
+           ranker_evaluation: pd.DataFrame, ranker_test_hits: pd.DataFrame, sft_params: SftParams,
+           reward_params: RewardParams, rl_params: AdaGrpoParams, evaluate_params: EvaluateParams, **per_run: Any) -> tuple:
     """The report of the runs given as `run_<i>` (their `RunSpec`), `eval_<i>`, `hits_<i>` and
-    `history_<i>` (see `report_inputs`): tables, plots, Markdown and MLflow metrics."""
+    `history_<i>` (see `report_inputs`) beside the reference rows: tables, plots, Markdown, MLflow
+    metrics, and every reference model's per-user hits in one table."""
     n = sum(1 for k in per_run if k.startswith("run_"))
     runs, evals, hits, histories = ([per_run[f"{kind}_{i}"] for i in range(n)] for kind in ("run", "eval", "hits", "history"))
+    n_refs = sum(1 for k in per_run if k.startswith("ref_"))
+    seeded = [(per_run[f"ref_{i}"], per_run[f"refeval_{i}"]) for i in range(n_refs)]
     config = {name: p.model_dump(mode="json") for name, p in
               (("sft", sft_params), ("reward", reward_params), ("adagrpo", rl_params), ("evaluate", evaluate_params))}
-    r = rep.build_report(runs, evals, hits, histories, [sft_evaluation, popularity_evaluation, ranker_evaluation],
-                         sft_strata, config, _run_id())
+    references = [sft_evaluation, popularity_evaluation, sasrec_evaluation, ranker_evaluation]
+    r = rep.build_report(runs, evals, hits, histories, references, sft_strata, config, _run_id(), seeded)
+    all_hits = [sft_strata, popularity_test_hits, sasrec_test_hits, ranker_test_hits,
+                *(per_run[f"refhits_{i}"] for i in range(n_refs))]
+    names = [ref["model"].iloc[0] for ref in references] + [spec.namespace for spec, _ in seeded]
+    reference_hits = pd.concat([h[["user_id", "hit@10", "hit@10_filtered"]].assign(model=name)
+                                for name, h in zip(names, all_hits, strict=True)], ignore_index=True)
     for _, row in r.summary[r.summary["checkpoint"] == "final"].iterrows():
         log.info("%s (final, %d seeds): %s", row["variant"], row["seeds"], ", ".join(
             f"{m}={row[m + '_mean']:.4f}±{row[m + '_std']:.4f}" for m in rep.HEADLINE if m + "_mean" in row))
     for _, row in r.results[r.results["checkpoint"] == ""].iterrows():
         log.info("reference %s: %s", row["model"], ", ".join(f"{m}={row[m]:.4f}" for m in rep.HEADLINE
                                                            if m in row and row[m] == row[m]))
-    return (r.results, r.summary, r.strata, *r.figures, r.markdown, metrics_payload(r.metrics))
+    return (r.results, r.summary, r.strata, *r.figures, r.markdown, metrics_payload(r.metrics),
+            reference_hits[["model", "user_id", "hit@10", "hit@10_filtered"]])
 
 
-def report_inputs(runs: list[RunSpec]) -> dict[str, str]:
-    inputs = {"sft_evaluation": "sft_evaluation", "sft_strata": "sft_strata", "popularity_evaluation": "popularity_evaluation",
-              "ranker_evaluation": "ranker_evaluation", "sft_params": "params:sft", "reward_params": "params:reward",
-              "rl_params": "params:adagrpo", "evaluate_params": "params:evaluate"}
+def report_inputs(runs: list[RunSpec], references: list[ReferenceSpec]) -> dict[str, str]:
+    inputs = {name: name for name in ("sft_evaluation", "sft_strata", "popularity_evaluation", "popularity_test_hits",
+                                      "sasrec_evaluation", "sasrec_test_hits", "ranker_evaluation", "ranker_test_hits")}
+    inputs.update({"sft_params": "params:sft", "reward_params": "params:reward", "rl_params": "params:adagrpo",
+                   "evaluate_params": "params:evaluate"})
     for i, r in enumerate(runs):
         inputs.update({f"run_{i}": f"params:runs.{r.namespace}", f"eval_{i}": f"{r.namespace}.checkpoint_evaluation",
                        f"hits_{i}": f"{r.namespace}.test_hits", f"history_{i}": f"{r.namespace}.training_history"})
+    for i, ref in enumerate(references):
+        inputs.update({f"ref_{i}": f"params:runs.{ref.namespace}", f"refeval_{i}": f"{ref.namespace}.evaluation",
+                       f"refhits_{i}": f"{ref.namespace}.hits"})
     return inputs
 
 
 REPORT_OUTPUTS = ["evaluation_results", "evaluation_summary", "evaluation_strata", "report_dynamics_plot",
-                  "report_frontier_plot", "report_strata_plot", "report_md", "evaluation_metrics"]
+                  "report_frontier_plot", "report_strata_plot", "report_md", "evaluation_metrics", "reference_hits"]

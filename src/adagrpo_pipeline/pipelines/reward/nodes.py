@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from adagrpo_pipeline.policy.config import EvaluateParams
 from adagrpo_pipeline.policy.data import seen_before_holdout
-from adagrpo_pipeline.policy.evaluation import list_quality
+from adagrpo_pipeline.policy.evaluation import evaluate_scores
 from adagrpo_pipeline.recdata.prepare import drop_held_out
 from adagrpo_pipeline.reward.calibration import apply_calibrator, calibrate
 from adagrpo_pipeline.reward.config import RewardParams
@@ -23,15 +23,14 @@ from adagrpo_pipeline.reward.data import (
 )
 from adagrpo_pipeline.reward.model import load_ranker, ranker_checkpoint
 from adagrpo_pipeline.reward.report import (
-    catalog_scores,
     exposure_bias_auc,
     plot_reliability,
     probability_metrics,
     relevance_by_decile,
-    retrieval_metrics,
 )
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.reward.train import score_requests, train_ranker
+from adagrpo_pipeline.sasrec.model import catalog_scores
 from adagrpo_pipeline.tracking import metrics_payload, mlflow_logger
 from adagrpo_pipeline.training import resolve_device
 from adagrpo_pipeline.training.checkpoint import Checkpoint
@@ -125,15 +124,14 @@ def report_reward(ranker_model: Checkpoint, reward_calibration: dict[str, Any], 
 
 
 def ranker_retrieval(ranker_model: Checkpoint, reward_calibration: dict[str, Any], test_sequences: pd.DataFrame,
-                     interactions: pd.DataFrame, reward_params: RewardParams, params: EvaluateParams) -> pd.DataFrame:
-    """The ranker as a full-catalog retriever on the test split: the SASRec reference row."""
+                     interactions: pd.DataFrame, reward_params: RewardParams,
+                     params: EvaluateParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The impression ranker used as a full-catalog retriever on the test split (a reward
+    model, not a baseline: the `ranker_as_retriever` reference row) and its per-user hits."""
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, resolve_device(params.device))
-    ranker = reward.ranker
-    scores = catalog_scores(ranker, test_sequences["history"], reward_params.batch_size)
+    scores = catalog_scores(reward.ranker, test_sequences["history"], reward_params.batch_size)
     seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
-    m = retrieval_metrics(scores, test_sequences["target"].to_numpy(), seen, params.ks)
-    m.update(list_quality(scores.topk(10, dim=1).indices.cpu().numpy(), test_sequences["history"].to_list(),
-                          ranker.n_items, reward))
+    m, hits = evaluate_scores(scores, test_sequences, seen, params.ks, reward)
     log.info("ranker as retriever (test): hr@10=%.4f ndcg@10=%.4f hr@10_filtered=%.4f ndcg@10_filtered=%.4f",
-             m.get("hr@10", np.nan), m.get("ndcg@10", np.nan), m.get("hr@10_filtered", np.nan), m.get("ndcg@10_filtered", np.nan))
-    return pd.DataFrame([{"model": "sasrec_ranker", "checkpoint_stage": "reward", "step": 0, **m}])
+             m["hr@10"], m["ndcg@10"], m["hr@10_filtered"], m["ndcg@10_filtered"])
+    return pd.DataFrame([{"model": "ranker_as_retriever", "checkpoint_stage": "reward", "step": 0, **m}]), hits

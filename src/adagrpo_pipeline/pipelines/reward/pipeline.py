@@ -21,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["ranker_report", "ranker_relevance_by_decile", "ranker_reliability_plot", "reward_metrics"],
                  name="report_reward"),
             node(n.ranker_retrieval, ["ranker_model", "reward_calibration", "test_sequences", "interactions", P, "params:evaluate"],
-                 "ranker_evaluation", name="ranker_retrieval"),
+                 ["ranker_evaluation", "ranker_test_hits"], name="ranker_retrieval"),
         ],
         namespace="reward",
         prefix_datasets_with_namespace=False,  # one box in kedro viz; dataset names unchanged

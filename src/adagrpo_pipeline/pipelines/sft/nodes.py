@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from adagrpo_pipeline.adagrpo.runs import ReferenceSpec
 from adagrpo_pipeline.policy.checkpoint import policy_checkpoint
 from adagrpo_pipeline.policy.config import SftParams
 from adagrpo_pipeline.policy.data import (
@@ -29,7 +31,9 @@ def train_sft_policy(
     sid_vocab: dict[str, Any],
     sid_trie: dict,
     params: SftParams,
+    log_prefix: str = "sft",
 ) -> tuple[Checkpoint, pd.DataFrame, dict[str, Any]]:
+    """The policy trained by next-item NLL; its best validation step's weights."""
     vocab = SidVocab.from_json(sid_vocab)
     layout = PolicyLayout(vocab, params.max_items, params.user_buckets, params.encoder_input)
     tokens = item_token_table(semantic_ids, vocab)
@@ -37,10 +41,21 @@ def train_sft_policy(
     model = build_policy(layout, params.model, params.seed)
     seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
     result = train_sft(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), params,
-                       seen_valid=seen, log_fn=mlflow_logger("sft"))
+                       seen_valid=seen, log_fn=mlflow_logger(log_prefix))
     best = result.history.loc[result.history["step"] == result.best_step].iloc[0] if result.best_step > 0 else None
     summary = {"best_step": result.best_step, "resumed_from": result.resumed_from, "stopped_early": int(result.stopped_early)}
     if best is not None:
         summary["best_valid_ndcg@10_filtered"] = float(best["valid_ndcg@10_filtered"])
-    ckpt = policy_checkpoint(result.model, layout, stage="sft", item_tokens_sha256=tokens_digest(tokens), **summary)
-    return ckpt, result.history, metrics_payload(summary, prefix="sft.")
+    ckpt = policy_checkpoint(result.model, layout, stage="sft", seed=params.seed, item_tokens_sha256=tokens_digest(tokens),
+                             **summary)
+    return ckpt, result.history, metrics_payload(summary, prefix=f"{log_prefix}.")
+
+
+def train_sft_policy_seed(train_sequences: pd.DataFrame, valid_sequences: pd.DataFrame, interactions: pd.DataFrame,
+                          semantic_ids: pd.DataFrame, sid_vocab: dict[str, Any], sid_trie: dict, params: SftParams,
+                          run: ReferenceSpec) -> tuple[Checkpoint, pd.DataFrame, dict[str, Any]]:
+    """The same training with the seed of `run` (a reference of `compare`), its resumable state
+    in `<state_dir>/<namespace>`."""
+    seeded = params.model_copy(update={"seed": run.seed, "state_dir": str(Path(params.state_dir) / run.namespace)})
+    return train_sft_policy(train_sequences, valid_sequences, interactions, semantic_ids, sid_vocab, sid_trie, seeded,
+                            log_prefix=run.namespace)
