@@ -79,7 +79,7 @@ def main() -> None:
     reward = RewardModel(ranker, {"method": "platt", "a": 1.0, "b": 0.0}, 0.0, batch_size=4096)
     run = RunSpec(namespace=args.variant, kind=args.variant, seed=args.seed)
     s = setup(policy, encoder, trie, reward, run, p)
-    accelerator, device, raw = s.accelerator, s.device, s.raw.eval()
+    accelerator, device, raw = s.policy.accelerator, s.device, s.policy.raw.eval()
     n_params = sum(t.numel() for t in raw.parameters())
 
     histories = [rng.integers(0, args.items, size=args.history) for _ in range(args.batch)]

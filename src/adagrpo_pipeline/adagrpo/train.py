@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,10 +30,11 @@ from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.training import (
     Schedule,
+    Trainee,
     TrainingLoop,
     cpu_state_dict,
     fingerprint,
-    make_accelerator,
+    prepare_training,
     validation_subset,
 )
 from adagrpo_pipeline.training.loop import LogFn
@@ -50,12 +50,8 @@ from .runs import RunSpec
 class RlSetup:
     """Everything one RL step needs, built once per run."""
 
-    accelerator: Any
-    model: torch.nn.Module  # the Accelerate-prepared policy π_θ
-    raw: torch.nn.Module  # the same module unwrapped (rollouts, state dicts)
+    policy: Trainee  # π_θ, its optimiser and update rule
     ref: torch.nn.Module  # π_ref: the frozen starting (SFT) policy
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
     encoder: HistoryEncoder
     trie: SidTrie
     reward: RewardModel
@@ -64,7 +60,7 @@ class RlSetup:
 
     @property
     def device(self) -> torch.device:
-        return self.accelerator.device
+        return self.policy.device
 
 
 @dataclass
@@ -80,7 +76,7 @@ def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts,
     """Loss of one update on a rollout batch, its per-sample terms, the diagnostics, and π_θ's
     log-probabilities (the π_old of the later inner steps when `logp_old` is None)."""
     p = s.params
-    logp = sequence_logprobs(s.model, encode(s.model, x, mask), mask, ro.seqs)
+    logp = sequence_logprobs(s.policy.model, encode(s.policy.model, x, mask), mask, ro.seqs)
     with torch.no_grad():
         logp_ref = sequence_logprobs(s.ref, encode(s.ref, x, mask), mask, ro.seqs)
     old = logp.detach() if logp_old is None else logp_old
@@ -96,20 +92,16 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
     """One RL step on one batch (module docstring, 1-4); returns the step's logged values."""
     x, mask = (t.to(s.device) for t in s.encoder(histories, users))
     target_tokens = s.encoder.targets(targets).to(s.device)
-    with s.accelerator.autocast():
-        ro = rollout(s.raw, x, mask, target_tokens, targets, histories, s.trie, s.reward, s.params.rollout,
+    with s.policy.accelerator.autocast():
+        ro = rollout(s.policy.raw, x, mask, target_tokens, targets, histories, s.trie, s.reward, s.params.rollout,
                      rollout_generator(s.run.seed, step, s.device))
     logp_old, first = None, None
     for _ in range(s.params.inner_steps):
-        with s.accelerator.autocast():
+        with s.policy.accelerator.autocast():
             loss, terms, diag, old = step_losses(s, x, mask, ro, logp_old)
         if logp_old is None:  # log what the first update saw
             logp_old, first = old, (terms, diag)
-        s.accelerator.backward(loss)
-        s.accelerator.clip_grad_norm_(s.model.parameters(), s.params.grad_clip)
-        s.optimizer.step()
-        s.scheduler.step()
-        s.optimizer.zero_grad(set_to_none=True)
+        s.policy.update(loss)
     terms, diag = first
     return {
         "loss": float(loss.detach()), "nll": float(terms["nll"].mean()),
@@ -135,16 +127,11 @@ def rl_fingerprint(run: RunSpec, p: AdaGrpoParams, init: dict[str, torch.Tensor]
 def setup(model: torch.nn.Module, encoder: HistoryEncoder, trie: SidTrie, reward: RewardModel, run: RunSpec,
           p: AdaGrpoParams) -> RlSetup:
     """π_θ from `model` (the SFT policy, also frozen as π_ref), AdamW at a constant learning rate."""
-    accelerator = make_accelerator(p.device)
-    device = accelerator.device
-    ref = copy.deepcopy(model).to(device).eval().requires_grad_(False)
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    prepared, optimizer = accelerator.prepare(model, optimizer)
-    reward.ranker.to(device)
-    return RlSetup(accelerator, prepared, accelerator.unwrap_model(prepared), ref, optimizer, scheduler, encoder,
-                   trie.to(device), reward, run, p)
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
+    policy = prepare_training(model, p.device, p.lr, p.weight_decay, p.grad_clip,
+                              lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
+    reward.ranker.to(policy.device)
+    return RlSetup(policy, ref.to(policy.device), encoder, trie.to(policy.device), reward, run, p)
 
 
 def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame, valid: pd.DataFrame, trie: SidTrie,
@@ -161,13 +148,13 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
         return train_step(s, [histories[i] for i in rows], users[rows], targets[rows], step)
 
     def evaluate() -> dict[str, float]:
-        return validation_metrics(s.raw, encoder, s.trie, valid, seen_valid, p.eval_beams, s.device, reward_model)
+        return validation_metrics(s.policy.raw, encoder, s.trie, valid, seen_valid, p.eval_beams, s.device, reward_model)
 
     loop = TrainingLoop(run.namespace, Schedule(len(train), p.batch_size, run.seed, p.max_steps, p.eval_every,
                                                 p.checkpoint_every),
-                        s.raw, s.optimizer, s.scheduler, state_dir=state_dir, fingerprint=fp, per_step_history=True,
+                        s.policy.raw, s.policy.optimizer, s.policy.scheduler, state_dir=state_dir, fingerprint=fp, per_step_history=True,
                         eval_at_start=True, keep_checkpoints=True, train_mode=False, log_fn=log_fn,
                         shown=("nll", "reward_mean", "admitted", "invalid_share", "valid_hr@10", "valid_hr@10_filtered",
                                "valid_hallucination@10", "valid_reward@10"))
     res = loop.run(step, evaluate)
-    return RlResult(s.raw.eval(), res.history, res.checkpoints, res.resumed_from)
+    return RlResult(s.policy.raw.eval(), res.history, res.checkpoints, res.resumed_from)

@@ -23,7 +23,7 @@ from adagrpo_pipeline.training import (
     Selection,
     TrainingLoop,
     fingerprint,
-    make_accelerator,
+    prepare_training,
     validation_subset,
 )
 from adagrpo_pipeline.training.loop import LogFn
@@ -54,38 +54,31 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
               params: SftParams, seen_valid: list[set[int]] | None = None, log_fn: LogFn | None = None) -> SftResult:
     """Train `model` from its current weights; returns it with the best validation weights."""
     # set-up: device, optimiser and schedule, the validation users
-    accelerator = make_accelerator(params.device)
-    device = accelerator.device
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, params.warmup_steps, params.max_steps)
-    prepared, optimizer = accelerator.prepare(model.to(device), optimizer)
-    raw = accelerator.unwrap_model(prepared)
+    t = prepare_training(model, params.device, params.lr, params.weight_decay, params.grad_clip,
+                         lambda opt: get_cosine_schedule_with_warmup(opt, params.warmup_steps, params.max_steps))
+    raw, device = t.raw, t.device
     valid, seen_valid = validation_subset(valid, seen_valid, params.eval_users, params.eval_seed)
     histories, users, targets = train["history"].to_list(), train["user_id"].to_numpy(), train["target"].to_numpy()
 
     def step(rows: np.ndarray, _: int) -> dict[str, float]:
         x, mask = encoder([histories[i] for i in rows], users[rows])
         labels = encoder.targets(targets[rows])
-        with accelerator.autocast():
-            out = prepared(**encoder_inputs(raw, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
+        with t.accelerator.autocast():
+            out = t.model(**encoder_inputs(raw, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
         loss = out.loss if params.label_smoothing == 0 else torch.nn.functional.cross_entropy(
             out.logits.float().flatten(0, 1), labels.to(device).flatten(), label_smoothing=params.label_smoothing)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(prepared.parameters(), params.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        t.update(loss)
         return {"train_loss": loss.item()}
 
     def evaluate() -> dict[str, float]:
-        return {"lr": scheduler.get_last_lr()[0],
+        return {"lr": t.scheduler.get_last_lr()[0],
                 **validation_metrics(raw, encoder, trie, valid, seen_valid, params.eval_beams, device)}
 
     # the metric that picks the best step: history-filtered NDCG@10 where items are not re-consumed
     metric = "valid_ndcg@10_filtered" if seen_valid is not None else "valid_ndcg@10"
     loop = TrainingLoop("sft", Schedule(len(train), params.batch_size, params.seed, params.max_steps, params.eval_every,
                                         params.checkpoint_every),
-                        raw, optimizer, scheduler, state_dir=Path(params.state_dir),
+                        raw, t.optimizer, t.scheduler, state_dir=Path(params.state_dir),
                         fingerprint=sft_fingerprint(params, encoder, train),
                         selection=Selection(metric, params.patience), log_fn=log_fn, shown=("train_loss", metric))
     res = loop.run(step, evaluate)

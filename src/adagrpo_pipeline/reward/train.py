@@ -18,7 +18,7 @@ from adagrpo_pipeline.training import (
     Selection,
     TrainingLoop,
     fingerprint,
-    make_accelerator,
+    prepare_training,
 )
 from adagrpo_pipeline.training.loop import LogFn
 
@@ -56,25 +56,19 @@ def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Reque
                  log_fn: LogFn | None = None) -> RankerResult:
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(f"the ranker needs train and valid requests, got {len(train)} train and {len(valid)} valid")
-    accelerator = make_accelerator(params.device)
-    device = accelerator.device
     torch.manual_seed(params.seed)
-    model = SASRec(n_items, params.max_history, params.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    prepared, optimizer = accelerator.prepare(model, optimizer)
-    raw = accelerator.unwrap_model(prepared)
+    t = prepare_training(SASRec(n_items, params.max_history, params.model), params.device, params.lr,
+                         params.weight_decay, params.grad_clip)
+    raw, device = t.raw, t.device
 
     def step(rows: np.ndarray, _: int) -> dict[str, float]:
         tokens, lengths, items = _batch(events, train, rows, params.max_history, device)
         labels = torch.as_tensor(train.clicked[rows], dtype=torch.float32, device=device)
         real = items >= 0  # slates are padded with -1
-        with accelerator.autocast():
-            logits = prepared(tokens, lengths, items).float()
+        with t.accelerator.autocast():
+            logits = t.model(tokens, lengths, items).float()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[real], labels[real])
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(prepared.parameters(), params.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        t.update(loss)
         return {"train_loss": loss.item()}
 
     def evaluate() -> dict[str, float]:
@@ -85,7 +79,7 @@ def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Reque
                      [events.items, events.starts, train.users, train.cuts, train.slates, train.clicked])
     loop = TrainingLoop("ranker", Schedule(len(train), params.batch_size, params.seed, params.max_steps,
                                            params.eval_every, params.checkpoint_every),
-                        raw, optimizer, state_dir=Path(params.state_dir) if params.state_dir else None, fingerprint=fp,
+                        raw, t.optimizer, state_dir=Path(params.state_dir) if params.state_dir else None, fingerprint=fp,
                         selection=Selection("valid_auc", params.patience), log_fn=log_fn,
                         shown=("train_loss", "valid_auc"))
     res = loop.run(step, evaluate)

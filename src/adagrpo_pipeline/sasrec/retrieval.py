@@ -22,7 +22,7 @@ import torch
 
 from adagrpo_pipeline.policy.evaluation import retrieval_metrics
 from adagrpo_pipeline.recdata.prepare import user_segments
-from adagrpo_pipeline.training import Schedule, Selection, TrainingLoop, fingerprint, make_accelerator
+from adagrpo_pipeline.training import Schedule, Selection, TrainingLoop, fingerprint, prepare_training
 from adagrpo_pipeline.training.loop import LogFn
 
 from .config import SasrecParams
@@ -73,24 +73,18 @@ def train_sasrec(n_items: int, train_events: pd.DataFrame, valid: pd.DataFrame, 
     windows = training_windows(train_events, params.max_history)
     if len(windows) == 0:
         raise ValueError("SASRec needs training events: every user has fewer than two")
-    accelerator = make_accelerator(params.device)
-    device = accelerator.device
     torch.manual_seed(params.seed)
-    model = SASRec(n_items, params.max_history, params.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    prepared, optimizer = accelerator.prepare(model, optimizer)
-    raw = accelerator.unwrap_model(prepared)
+    t = prepare_training(SASRec(n_items, params.max_history, params.model), params.device, params.lr,
+                         params.weight_decay, params.grad_clip)
+    raw, device = t.raw, t.device
     histories, targets = valid["history"].to_list(), valid["target"].to_numpy()
 
     def step(rows: np.ndarray, _: int) -> dict[str, float]:
         tokens, labels = (t.to(device) for t in window_batch(windows[rows]))
-        with accelerator.autocast():
+        with t.accelerator.autocast():
             logits = raw.score_all(raw.states(tokens))  # (B, T, n_items): every position's next item
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-1)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(prepared.parameters(), params.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        t.update(loss)
         return {"train_loss": loss.item()}
 
     def evaluate() -> dict[str, float]:
@@ -101,7 +95,7 @@ def train_sasrec(n_items: int, train_events: pd.DataFrame, valid: pd.DataFrame, 
     fp = fingerprint({"params": params.model_dump(exclude={"state_dir"}), "n_items": n_items}, [windows])
     loop = TrainingLoop("sasrec", Schedule(len(windows), params.batch_size, params.seed, params.max_steps,
                                            params.eval_every, params.checkpoint_every),
-                        raw, optimizer, state_dir=Path(params.state_dir) if params.state_dir else None, fingerprint=fp,
+                        raw, t.optimizer, state_dir=Path(params.state_dir) if params.state_dir else None, fingerprint=fp,
                         selection=Selection(SELECT_ON, params.patience), log_fn=log_fn,
                         shown=("train_loss", "valid_hr@10_filtered", SELECT_ON))
     res = loop.run(step, evaluate)
