@@ -28,7 +28,7 @@ class SftParams(_Strict):
     eval_every: int = Field(400, ge=1)
     eval_users: int | None = Field(None, ge=1, description="validation users; a seeded subset when fewer than all")
     eval_seed: int = Field(0, description="seed of the validation subset (eval_users)")
-    eval_beams: int = Field(20, ge=10)
+    eval_beams: int = Field(40, ge=10, description="beam width of the validation decoding (evaluate: 2 x max(ks) = 40)")
     patience: int = Field(3, ge=1, description="evaluations without NDCG@10 improvement before stopping")
     checkpoint_every: int = Field(400, ge=1)
     state_dir: str = Field("data/06_models/sft_state", description="resumable training state (latest run)")
