@@ -97,22 +97,26 @@ def catalog_rankings(scores: torch.Tensor, seen: list[set[int]], k: int) -> tupl
     return ranked, masked.topk(k, dim=1).indices.cpu().numpy()
 
 
-def retrieval_metrics(scores: torch.Tensor, targets: np.ndarray, seen: list[set[int]], ks: list[int]) -> dict[str, float]:
-    """HR/NDCG@K of a full-catalog scorer, as ranked and with history items removed (same keys
-    as `policy.evaluation.list_metrics`; a scorer never names a non-item)."""
-    ranked, filtered = catalog_rankings(scores, seen, max(ks))
+def _ranked_metrics(ranked: np.ndarray, filtered: np.ndarray, targets: np.ndarray, ks: list[int]) -> dict[str, float]:
     m = hr_ndcg(ranked, targets, ks)
     m.update({f"hallucination@{k}": 0.0 for k in ks})
     m.update({f"{key}_filtered": v for key, v in hr_ndcg(filtered, targets, ks).items()})
     return m
 
 
+def retrieval_metrics(scores: torch.Tensor, targets: np.ndarray, seen: list[set[int]], ks: list[int]) -> dict[str, float]:
+    """HR/NDCG@K of a full-catalog scorer, as ranked and with history items removed (same keys
+    as `policy.evaluation.list_metrics`; a scorer never names a non-item)."""
+    return _ranked_metrics(*catalog_rankings(scores, seen, max(ks)), targets, ks)
+
+
 def evaluate_scores(scores: torch.Tensor, samples: pd.DataFrame, seen: list[set[int]], ks: list[int],
                     reward_fn: RewardFn | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """A full-catalog scorer (a reference retriever) on leave-one-out samples: the metrics of
-    `retrieval_metrics`, coverage and mean reward of the top-10, and per-sample hits@10."""
+    `retrieval_metrics`, coverage and mean reward of the top-10, and per-sample hits@10, from
+    one ranking of the catalog."""
     targets = samples["target"].to_numpy()
-    m = retrieval_metrics(scores, targets, seen, ks)
-    ranked, filtered = catalog_rankings(scores, seen, min(10, scores.shape[1]))
+    ranked, filtered = catalog_rankings(scores, seen, min(max(*ks, 10), scores.shape[1]))
+    m = _ranked_metrics(ranked, filtered, targets, ks)
     m.update(list_quality(ranked, samples["history"].to_list(), scores.shape[1], reward_fn))
     return m, hits_table(samples["user_id"].to_numpy(), targets, ranked, filtered)
