@@ -64,6 +64,17 @@ def test_rank_of_target_counts_distinct_better_candidates() -> None:
     assert sequence_keys(torch.tensor([[1, 2, 3], [3, 2, 1]]), 10).tolist() == [123, 321]
 
 
+def test_equal_rewards_are_ranked_by_the_raw_score() -> None:
+    """Isotonic calibration maps a range of raw scores to one reward: without the raw score as
+    tie-break every tie would count for y* (d_rew 1); fixed rewards (key −inf) rank last."""
+    keys = torch.tensor([[1, 2, 3]])
+    rewards = torch.tensor([[0.2, 0.2, 0.0]])  # y* also 0.2
+    raw = torch.tensor([[1.5, 0.5, float("-inf")]])
+    plain = rank_of_target(torch.tensor([9]), torch.tensor([0.2]), keys, rewards)
+    tied = rank_of_target(torch.tensor([9]), torch.tensor([0.2]), keys, rewards, torch.tensor([1.0]), raw)
+    assert plain.tolist() == [1] and tied.tolist() == [2]  # candidate 1 (raw 1.5) is above y* (raw 1.0)
+
+
 def test_gate_truth_table() -> None:
     d = gate(torch.tensor([1, 1, 3, 3]), torch.tensor([1, 5, 1, 5]), k_pol=1, k_rew=2)
     assert d.pass_pol.tolist() == [False, False, True, True] and d.pass_rew.tolist() == [True, False, True, False]

@@ -92,9 +92,10 @@ def trained(params, ingested, tokenized) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rewarded(params, ingested) -> dict[str, Any]:
-    return run(reward.create_pipeline(), {**ingested, "params:reward": params["params:reward"],
-                                          "params:evaluate": params["params:evaluate"]})
+def rewarded(params, ingested, tokenized, trained) -> dict[str, Any]:
+    return run(reward.create_pipeline(), {**ingested, **tokenized, **trained, "params:reward": params["params:reward"],
+                                          "params:evaluate": params["params:evaluate"],
+                                          "params:adagrpo": params["params:adagrpo"]})
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +148,17 @@ def test_reward_chooses_the_calibration_with_the_lowest_held_out_logloss(rewarde
     assert retrieval["hr@5"] <= retrieval["hr@10"] and retrieval["hallucination@10"] == 0
 
 
+def test_reward_informativeness_is_measured_on_the_sft_rollouts(rewarded, ingested) -> None:
+    doc = rewarded["reward_informativeness"]
+    f = doc["figures"]
+    assert doc["split"] == "valid" and f["samples"] == len(ingested["valid_sequences"])
+    for name in ("auc_target_vs_rollouts", "auc_target_vs_unseen_rollouts", "pass_rate_reward"):
+        assert 0 <= f[f"{name}_ci_low"] <= f[name] <= f[f"{name}_ci_high"] <= 1, name
+    assert 0 <= f["pass_rate_random_mean"] <= 1 and f["pass_rate_random_std"] >= 0
+    assert not abs(f["spearman_reward_popularity"]) > 1 and 0 <= f["history_rollout_share"] <= 1  # NaN: < 3 scored rollouts
+    assert rewarded["reward_informativeness_metrics"]["reward_informativeness.pass_rate_reward"]["value"] == f["pass_rate_reward"]
+
+
 def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, params) -> None:
     plan = _plan(params)
     data = {**upstream, "params:runs.adagrpo": plan.main}
@@ -174,8 +186,21 @@ def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, p
     assert sasrec["hr@10_filtered"] == hits.loc[hits["model"] == "sasrec", "hit@10_filtered"].mean()
     assert sasrec["step"] == out["sasrec_model"].config["best_step"] > 0
     table = out["report_md"].split("## Variants (mean ± std over seeds)")[1].split("## Reading")[0]
-    assert "±" not in table and "not resolved (one seed gives no spread" in out["report_md"]
+    assert "±" not in table
     assert out["evaluation_metrics"]["adagrpo.final.hr_at_10_mean"]["value"] == results.iloc[4]["hr@10"]
+    # paired statistics: AdaGRPO (one seed) and every reference against SFT on the same users
+    paired = out["evaluation_paired"].set_index(["model", "checkpoint", "against", "metric"])
+    hits = out["adagrpo.test_hits"]
+    final = hits[hits["checkpoint"] == "final"].set_index("user_id")["hit@10_filtered"]
+    sft_hits = strata.set_index("user_id")["hit@10_filtered"]
+    row = paired.loc[("adagrpo", "final", "sft", "hr@10_filtered")]
+    assert row["delta"] == pytest.approx((final - sft_hits.reindex(final.index)).mean())
+    assert row["ci_low"] <= row["delta"] <= row["ci_high"] and row["users"] == 60
+    assert ("sasrec", "", "sft", "hr@10_filtered") in paired.index
+    summary = out["summary_json"]
+    assert summary["headline"]["metric"] == "hr@10_filtered" and summary["headline"]["test_users"] == 60
+    assert summary["models"]["adagrpo"]["checkpoints"]["final"]["delta_vs_sft"]["hr@10_filtered"]["delta"] == row["delta"]
+    assert summary["reward"]["auc_target_vs_rollouts"] == upstream["reward_informativeness"]["figures"]["auc_target_vs_rollouts"]
 
 
 def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> None:
@@ -220,4 +245,4 @@ def test_each_pipeline_reads_what_an_earlier_one_writes_or_the_raw_source() -> N
     assert free == set(), free
     assert compare.create_pipeline(plan.compare).inputs() - {f"params:{k}" for k in MODELS} == {
         f"params:runs.{r.namespace}" for r in plan.compare} | set(adagrpo.pipeline.SHARED_INPUTS) | {
-        "test_sequences", "items", "ranker_evaluation", "ranker_test_hits"}
+        "test_sequences", "items", "ranker_evaluation", "ranker_test_hits", "reward_informativeness"}

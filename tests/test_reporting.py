@@ -1,7 +1,8 @@
-"""Report helpers: best checkpoint on valid, mean ± std over seeds, strata, the verdict."""
+"""Report helpers: best checkpoint on valid, mean ± std over seeds, strata, paired differences and the reading."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,30 +26,59 @@ def test_best_is_chosen_on_valid_and_reported_on_test() -> None:
     assert rep.best_step(_evals([0.3, 0.3, 0.1], [0, 0, 0])) == 100  # ties: earliest
 
 
-def test_summary_and_verdict() -> None:
+def test_summary_over_seeds() -> None:
     runs = pd.DataFrame([
         {"variant": v, "seed": s, "checkpoint": "final", "hr@10": hr, "hallucination@10": h}
-        for v, vals in {"adagrpo": [(0.20, 0.0), (0.22, 0.0)], "grpo": [(0.10, 0.1), (0.12, 0.1)],
-                        "mix_0p5": [(0.205, 0.0), (0.215, 0.0)]}.items() for s, (hr, h) in enumerate(vals)])
+        for v, vals in {"adagrpo": [(0.20, 0.0), (0.22, 0.0)], "grpo": [(0.10, 0.1), (0.12, 0.1)]}.items()
+        for s, (hr, h) in enumerate(vals)])
     summary = rep.summarize(runs, ["hr@10", "hallucination@10"])
     row = summary.set_index("variant").loc["adagrpo"]
     assert row["hr@10_mean"] == pytest.approx(0.21) and row["hr@10_std"] == pytest.approx(0.01414, abs=1e-5) and row["seeds"] == 2
-    lines = rep.verdict(summary, pd.Series({"hr@10": 0.25, "hallucination@10": 0.0}))
-    assert lines[0].startswith("- adagrpo (final) loses to SFT on HR@10")
-    assert lines[1].startswith("- adagrpo (final) beats uniform GRPO") and "equal or lower hallucination" in lines[1]
-    assert lines[2].startswith("- adagrpo (final) ties with the best fixed mixture (mix_0p5)")
-    assert "0.2100 ± 0.0141 vs 0.2500 (Δ -0.0400)" in lines[0]  # SFT is one model: no ± beside it
+    single = rep.summarize(runs[runs["seed"] == 0], ["hr@10"])
+    assert rep.fmt_mean_std(single, ["hr@10"])["hr@10"].tolist() == ["0.2000", "0.1000"]  # one seed: no ± shown
 
 
-def test_a_single_seed_prints_no_spread_and_calls_no_difference() -> None:
-    runs = pd.DataFrame([{"variant": "adagrpo", "seed": 0, "checkpoint": "final", "hr@10": 0.30, "hallucination@10": 0.0},
-                         {"variant": "grpo", "seed": 0, "checkpoint": "final", "hr@10": 0.10, "hallucination@10": 0.2}])
-    summary = rep.summarize(runs, ["hr@10", "hallucination@10"])
-    table = rep.fmt_mean_std(summary, ["hr@10"])
-    assert table["hr@10"].tolist() == ["0.3000", "0.1000"]
-    lines = rep.verdict(summary, pd.Series({"hr@10": 0.25, "hallucination@10": 0.0}))
-    assert len(lines) == 2 and all("not resolved (one seed gives no spread" in line for line in lines)
-    assert "±" not in "".join(lines)
+def _hits(users: np.ndarray, filtered: np.ndarray, checkpoint: str = "final") -> pd.DataFrame:
+    return pd.DataFrame({"user_id": users, "hit@10": filtered, "hit@10_filtered": filtered, "checkpoint": checkpoint})
+
+
+def test_paired_table_and_reading_call_only_what_the_ci_excludes() -> None:
+    n = 400
+    users = np.arange(n)
+    rng = np.random.default_rng(0)
+    sft = rng.random(n) < 0.2
+    better = sft | (rng.random(n) < 0.15)  # ~ +0.12: resolved
+    same = sft.copy()
+    same[:4] = ~same[:4]  # a tiny change: inside the noise
+    run_hits = {}
+    for seed in (0, 1):
+        for kind, h in (("adagrpo", better), ("sft_continue", same), ("grpo", same)):
+            run = RunSpec(namespace=f"{kind}.seed_{seed}", kind=kind, seed=seed)
+            run_hits[run] = pd.concat([_hits(users, h.astype(float)), _hits(users, h.astype(float), "best")])
+    sft_hits = _hits(users, sft.astype(float)).drop(columns="checkpoint")
+    paired = rep.paired_table(sft_hits, run_hits, {"sasrec": _hits(users, same.astype(float))},
+                              rep.Bootstrap(resamples=2000, seed=0))
+    p = paired.set_index(["model", "checkpoint", "against", "metric"])
+    up = p.loc[("adagrpo", "best", "sft", "hr@10_filtered")]
+    assert up["delta"] == pytest.approx(better.mean() - sft.mean()) and up["call"] == "above" and up["seeds"] == 2
+    assert p.loc[("adagrpo", "best", "sft_continue", "hr@10_filtered"), "call"] == "above"
+    assert p.loc[("adagrpo", "final", "grpo", "hr@10_filtered"), "call"] == "above"
+    tie = p.loc[("sft_continue", "final", "sft", "hr@10_filtered")]
+    assert tie["ci_low"] < 0 < tie["ci_high"] and tie["call"] == "not resolved" and tie["mde"] > abs(tie["delta"])
+    assert p.loc[("sasrec", "", "sft", "hr@10_filtered"), "delta"] == pytest.approx(tie["delta"])
+    lines = rep.reading(paired)
+    assert any(line.startswith("- adagrpo (best) beats sft on hr@10_filtered") for line in lines)
+    assert any(line.startswith("- sft_continue (final) − SFT on hr@10_filtered") and line.endswith("not resolved.")
+               for line in lines)
+    assert rep.minimum_detectable(paired) == pytest.approx(up["mde"])
+
+
+def test_paired_table_refuses_hits_that_miss_users() -> None:
+    users = np.arange(10)
+    run = RunSpec(namespace="adagrpo.seed_0", kind="adagrpo", seed=0)
+    with pytest.raises(ValueError, match="adagrpo.seed_0: test hits lack 2 of the 10 test users"):
+        rep.paired_table(_hits(users, np.zeros(10)), {run: pd.concat([_hits(users[:8], np.zeros(8)),
+                                                                       _hits(users[:8], np.zeros(8), "best")])})
 
 
 def test_strata_changes_are_per_stratum_differences_to_sft() -> None:

@@ -200,3 +200,22 @@ def test_ece_and_pairwise_auc_values() -> None:
     assert ece(np.array([1, 0, 1, 0]), np.array([0.5, 0.5, 0.5, 0.5]), 15) == pytest.approx(0.0)
     assert ece(np.array([1, 1]), np.array([0.9, 0.7]), 10) == pytest.approx(0.2)
     assert pairwise_auc(np.array([1.0, 0.0]), np.array([[0.0, 2.0], [0.0, -1.0]])) == pytest.approx((0.5 + 0.75) / 2)
+
+
+@pytest.mark.parametrize("seen_item_reward, expected", [("invalid", -0.25), (0.1, 0.1), ("ranker", None)])
+def test_history_items_get_the_seen_item_reward(seen_item_reward, expected) -> None:
+    torch.manual_seed(0)
+    ranker = SASRec(n_items=20, max_history=4, size=SIZE).eval()
+    rm = RewardModel(ranker, {"method": "platt", "a": 1.0, "b": 0.0}, invalid_reward=-0.25,
+                     seen_item_reward=seen_item_reward)
+    hist = [np.array([1, 2, 3]), np.array([4])]
+    cand = torch.tensor([[3, 5, -1], [4, 4, 1]])
+    scored = rm.score(hist, cand)
+    seen = torch.tensor([[True, False, False], [True, True, False]])
+    raw = rm.raw_scores(hist, cand)
+    assert torch.allclose(scored.rewards[~seen & (cand >= 0)], torch.sigmoid(raw[~seen & (cand >= 0)]))
+    assert scored.rewards[0, 2] == -0.25 and torch.isinf(scored.keys[0, 2])
+    if expected is None:  # scored by the ranker like any item
+        assert torch.allclose(scored.rewards[seen], torch.sigmoid(raw[seen])) and torch.equal(scored.keys[seen], raw[seen])
+    else:
+        assert (scored.rewards[seen] == expected).all() and torch.isinf(scored.keys[seen]).all()

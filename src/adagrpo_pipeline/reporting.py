@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from adagrpo_pipeline.adagrpo.runs import MAIN_NAMESPACE, ReferenceSpec, RunSpec
+from adagrpo_pipeline.stats import PairedDifference, paired_difference
 
 SELECT_ON = "ndcg@10_filtered"  # validation metric that picks the best intermediate checkpoint
 HEADLINE = ["hr@10", "ndcg@10", "hr@10_filtered", "ndcg@10_filtered", "hallucination@10", "constrained_hr@10",
@@ -65,11 +66,14 @@ def strata_table(sft_hits: pd.DataFrame, run_hits: dict[RunSpec, pd.DataFrame], 
         for run, hits in run_hits.items():
             h = hits[hits["checkpoint"] == checkpoint].set_index("user_id")["hit@10"]
             per_variant.setdefault(run.variant.name, []).append(float(h.reindex(users).mean()) - sft_hr if len(users) else np.nan)
+        control = float(np.mean(per_variant["sft_continue"])) if "sft_continue" in per_variant else np.nan
         for variant, deltas in per_variant.items():
             rows.append({"stratum": label, "pass_pol": pol, "pass_rew": rew, "samples": len(users),
                          "share": len(users) / len(base), "sft_hr@10": sft_hr, "variant": variant,
                          "delta_hr@10_mean": float(np.mean(deltas)),
-                         "delta_hr@10_std": float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0})
+                         "delta_hr@10_std": float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0,
+                         # read against the control: regression to the mean moves every variant alike
+                         "delta_vs_sft_continue": float(np.mean(deltas)) - control})
     return pd.DataFrame(rows)
 
 
@@ -159,42 +163,136 @@ def fmt_mean_std(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return out
 
 
-def verdict(summary: pd.DataFrame, sft: pd.Series, checkpoint: str = "final", target: str = "adagrpo") -> list[str]:
-    """Plain sentences: does `target` beat SFT, uniform GRPO and the best fixed mixture on HR@10
-    at equal or lower hallucination? A difference within the seeds' spread (|Δ| ≤ the larger
-    std) is called a tie; with a single seed there is no spread, and no difference is called."""
-    s = summary[summary["checkpoint"] == checkpoint].set_index("variant")
-    if target not in s.index:
+HEADLINE_METRIC = "hr@10_filtered"  # where items are not consumed twice (MovieLens): docs/architecture.md
+PAIRED_METRICS = {"hr@10_filtered": "hit@10_filtered", "hr@10": "hit@10"}  # report metric -> per-user column
+CONTROLS = ("sft", "sft_continue")
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Settings of the paired bootstrap over test users."""
+
+    resamples: int = 10_000
+    seed: int = 0
+    level: float = 0.95
+
+
+def hit_matrices(run_hits: dict[RunSpec, pd.DataFrame], users: np.ndarray, checkpoint: str,
+                 column: str) -> dict[str, np.ndarray]:
+    """Per variant: its (seeds, users) per-user outcomes at `checkpoint`, in the order of `users`."""
+    out: dict[str, list[np.ndarray]] = {}
+    for run, hits in run_hits.items():
+        h = hits[hits["checkpoint"] == checkpoint].set_index("user_id")[column]
+        missing = np.setdiff1d(users, h.index.to_numpy())
+        if len(missing):
+            raise ValueError(f"{run.namespace}: test hits lack {len(missing)} of the {len(users)} test users "
+                             f"(e.g. {missing[:5].tolist()}): paired statistics need every user")
+        out.setdefault(run.variant.name, []).append(h.reindex(users).to_numpy(np.float64))
+    return {v: np.stack(rows) for v, rows in out.items()}
+
+
+def paired_table(sft_hits: pd.DataFrame, run_hits: dict[RunSpec, pd.DataFrame],
+                 reference_hits: dict[str, pd.DataFrame] | None = None, boot: Bootstrap = Bootstrap()) -> pd.DataFrame:
+    """Every paired difference on the test users, with its bootstrap CI and minimum detectable
+    effect: each variant (final and best checkpoints, seeds averaged per user) against SFT and
+    `sft_continue`, AdaGRPO against every other variant, each reference model against SFT."""
+    users = sft_hits["user_id"].to_numpy()
+    rows = []
+
+    def add(model: str, checkpoint: str, against: str, metric: str, a: np.ndarray, b: np.ndarray, seeds: int) -> None:
+        d = paired_difference(a, b, boot.resamples, boot.seed, boot.level)
+        rows.append({"model": model, "checkpoint": checkpoint, "against": against, "metric": metric, "seeds": seeds,
+                     "delta": d.delta, "ci_low": d.ci_low, "ci_high": d.ci_high, "mde": d.mde, "users": d.users,
+                     "level": d.level, "call": d.call})
+
+    for metric, column in PAIRED_METRICS.items():
+        sft = sft_hits.set_index("user_id").loc[users, column].to_numpy(np.float64)
+        for name, hits in (reference_hits or {}).items():
+            add(name, "", "sft", metric, hits.set_index("user_id").reindex(users)[column].to_numpy(np.float64), sft, 1)
+        for checkpoint in ("final", "best"):
+            by_variant = hit_matrices(run_hits, users, checkpoint, column) if run_hits else {}
+            for variant, m in by_variant.items():
+                add(variant, checkpoint, "sft", metric, m, sft, len(m))
+                if "sft_continue" in by_variant and variant != "sft_continue":
+                    add(variant, checkpoint, "sft_continue", metric, m, by_variant["sft_continue"], len(m))
+            if "adagrpo" in by_variant:
+                for rival, m in by_variant.items():
+                    if rival not in ("adagrpo", "sft_continue"):
+                        add("adagrpo", checkpoint, rival, metric, by_variant["adagrpo"], m, len(by_variant["adagrpo"]))
+    return pd.DataFrame(rows, columns=["model", "checkpoint", "against", "metric", "seeds", "delta", "ci_low", "ci_high",
+                                       "mde", "users", "level", "call"])
+
+
+def _difference(row: pd.Series) -> PairedDifference:
+    return PairedDifference(row["delta"], row["ci_low"], row["ci_high"], row["mde"], int(row["users"]), row["level"])
+
+
+def reading(paired: pd.DataFrame, metric: str = HEADLINE_METRIC, target: str = "adagrpo") -> list[str]:
+    """Plain sentences from the CIs: `target` against SFT, `sft_continue` and every other
+    variant, then every other variant against SFT. A difference is a win or a loss only where
+    its CI excludes 0; otherwise it is "not resolved", with the smallest effect the test set
+    could have resolved."""
+    if paired.empty:
         return []
-    a = s.loc[target]
-    rivals = [("SFT", sft["hr@10"], 0.0, sft["hallucination@10"], None)]
-    if "grpo" in s.index:
-        g = s.loc["grpo"]
-        rivals.append(("uniform GRPO", g["hr@10_mean"], g["hr@10_std"], g["hallucination@10_mean"], g["seeds"]))
-    mixes = s[s.index.str.startswith("mix_")]
-    if len(mixes):
-        best = mixes["hr@10_mean"].idxmax()
-        m = mixes.loc[best]
-        rivals.append((f"the best fixed mixture ({best})", m["hr@10_mean"], m["hr@10_std"], m["hallucination@10_mean"],
-                       m["seeds"]))
-    one_seed = a["seeds"] < 2
-
-    def shown(mean: float, std: float, seeds: int | None) -> str:
-        return f"{mean:.4f}" if seeds is None or seeds < 2 else f"{mean:.4f} ± {std:.4f}"
-
+    p = paired[paired["metric"] == metric]
     lines = []
-    for name, hr, std, hall, seeds in rivals:
-        diff, spread = a["hr@10_mean"] - hr, max(a["hr@10_std"], std)
-        outcome = "ties with" if abs(diff) <= spread else "beats" if diff > 0 else "loses to"
-        hall_cmp = "equal or lower" if a["hallucination@10_mean"] <= hall + 1e-12 else "higher"
-        figures = (f"on HR@10: {shown(a['hr@10_mean'], a['hr@10_std'], a['seeds'])} vs {shown(hr, std, seeds)} "
-                   f"(Δ {diff:+.4f}), at {hall_cmp} hallucination@10 ({a['hallucination@10_mean']:.4f} vs {hall:.4f})")
-        if one_seed:
-            lines.append(f"- {target} ({checkpoint}) vs {name} {figures}: not resolved (one seed gives no spread to judge "
-                         "a difference).")
-        else:
-            lines.append(f"- {target} ({checkpoint}) {outcome} {name} {figures}.")
+    for checkpoint in ("best", "final"):
+        rows = p[(p["checkpoint"] == checkpoint) & (p["model"] == target)]
+        for _, r in rows.iterrows():
+            d = _difference(r)
+            outcome = {"above": "beats", "below": "loses to", "not resolved": "does not resolve against"}[d.call]
+            tail = f" (the test set resolves differences of about {d.mde:.4f})" if not d.resolved else ""
+            lines.append(f"- {target} ({checkpoint}) {outcome} {r['against']} on {metric}: Δ {d.text()}{tail}.")
+        others = p[(p["checkpoint"] == checkpoint) & (p["model"] != target) & (p["against"] == "sft")]
+        for _, r in others.iterrows():
+            d = _difference(r)
+            lines.append(f"- {r['model']} ({checkpoint}) − SFT on {metric}: Δ {d.text()}: {d.call}.")
+    refs = p[(p["checkpoint"] == "") & (p["against"] == "sft")]
+    for _, r in refs.iterrows():
+        lines.append(f"- reference {r['model']} − SFT on {metric}: Δ {_difference(r).text()}: {_difference(r).call}.")
     return lines
+
+
+def minimum_detectable(paired: pd.DataFrame, metric: str = HEADLINE_METRIC) -> float:
+    """The test set's minimum detectable effect on `metric`: that of AdaGRPO (best) − SFT, or of
+    the first comparison with SFT when there is no AdaGRPO run."""
+    p = paired[(paired["metric"] == metric) & (paired["against"] == "sft")]
+    if p.empty:
+        return float("nan")
+    main = p[(p["model"] == "adagrpo") & (p["checkpoint"] == "best")]
+    return float((main if len(main) else p).iloc[0]["mde"])
+
+
+def summary_document(title: str, summary: pd.DataFrame, refs: pd.DataFrame, paired: pd.DataFrame,
+                     reward: dict[str, Any], mlflow_run: str, test_users: int) -> dict[str, Any]:
+    """`summary.json`: the headline figures in a stable, documented form (README, "summary.json")."""
+    def stats_of(row: pd.Series, spread: bool) -> dict[str, dict[str, float]]:
+        out = {}
+        for m in HEADLINE:
+            mean = row.get(f"{m}_mean" if spread else m, np.nan)
+            if mean == mean:
+                out[m] = {"mean": float(mean), "std": float(row[f"{m}_std"]) if spread else 0.0}
+        return out
+
+    def deltas(model: str, checkpoint: str, against: str) -> dict[str, Any]:
+        rows = paired[(paired["model"] == model) & (paired["checkpoint"] == checkpoint) & (paired["against"] == against)]
+        return {r["metric"]: _difference(r).to_json() for _, r in rows.iterrows()}
+
+    models: dict[str, Any] = {}
+    for _, r in refs.iterrows():
+        entry: dict[str, Any] = {"kind": "reference", "seeds": 1, "metrics": stats_of(r, spread=False)}
+        if r["model"] != "sft":
+            entry["delta_vs_sft"] = deltas(r["model"], "", "sft")
+        models[r["model"]] = entry
+    for _, r in summary.iterrows():
+        variant = models.setdefault(r["variant"], {"kind": "variant", "seeds": int(r["seeds"]), "checkpoints": {}})
+        variant["checkpoints"][r["checkpoint"]] = {
+            "metrics": stats_of(r, spread=True),
+            **{f"delta_vs_{c}": deltas(r["variant"], r["checkpoint"], c) for c in CONTROLS if c != r["variant"]}}
+    return {"schema": "adagrpo-pipeline/summary/1", "title": title, "mlflow_run": mlflow_run,
+            "headline": {"metric": HEADLINE_METRIC, "test_users": int(test_users),
+                         "minimum_detectable_effect": minimum_detectable(paired)},
+            "models": models, "reward": reward}
 
 
 @dataclass
@@ -204,9 +302,11 @@ class Report:
     results: pd.DataFrame  # reference rows, then every run's final and best rows
     summary: pd.DataFrame  # mean ± std over seeds per (variant, checkpoint)
     strata: pd.DataFrame  # per stratum × variant HR@10 change vs SFT
+    paired: pd.DataFrame  # every paired difference with its bootstrap CI (`paired_table`)
     figures: tuple[Figure, Figure, Figure]  # dynamics, frontier, strata
     markdown: str
     metrics: dict[str, float]  # flat headline figures for MLflow
+    document: dict[str, Any]  # summary.json
 
 
 REFERENCE_METRICS = ["hr@10", "ndcg@10", "hr@10_filtered", "ndcg@10_filtered"]
@@ -253,16 +353,22 @@ def report_title(runs: list[RunSpec]) -> str:
 
 def build_report(runs: list[RunSpec], evals: list[pd.DataFrame], hits: list[pd.DataFrame], histories: list[pd.DataFrame],
                  references: list[pd.DataFrame], sft_strata: pd.DataFrame, config: dict[str, dict[str, Any]],
-                 mlflow_run: str, seeded: list[tuple[ReferenceSpec, pd.DataFrame]] = ()) -> Report:
-    """Tables, plots, Markdown and flat metrics of `runs` (their evaluations, test hits and
-    histories, in the same order), beside the reference rows (the SFT policy's first) and the
-    reference models trained with several seeds (`seeded`)."""
+                 mlflow_run: str, seeded: list[tuple[ReferenceSpec, pd.DataFrame]] = (),
+                 reference_hits: dict[str, pd.DataFrame] | None = None, reward: dict[str, Any] | None = None,
+                 boot: Bootstrap = Bootstrap()) -> Report:
+    """Tables, plots, Markdown, flat metrics and `summary.json` of `runs` (their evaluations,
+    test hits and histories, in the same order), beside the reference rows (the SFT policy's
+    first, whose per-user hits are `sft_strata`), the other reference models' per-user hits
+    (`reference_hits`, compared with SFT), the reference models trained with several seeds
+    (`seeded`) and the reward's informativeness figures (`reward`)."""
     seeded = list(seeded)
     refs = pd.concat(references, ignore_index=True)
     run_table = pd.concat([run_rows(r, e) for r, e in zip(runs, evals, strict=True)], ignore_index=True)
     metrics = [c for c in run_table.columns if c not in ("variant", "seed", "namespace", "checkpoint", "step")]
     summary = summarize(run_table, metrics)
-    strata = strata_table(sft_strata, dict(zip(runs, hits, strict=True)))
+    run_hits = dict(zip(runs, hits, strict=True))
+    strata = strata_table(sft_strata, run_hits)
+    paired = paired_table(sft_strata, run_hits, reference_hits, boot)
     points = pd.concat([e[e["split"] == "test"].assign(variant=r.variant.name, seed=r.seed)
                         for r, e in zip(runs, evals, strict=True)], ignore_index=True)
     figures = (plot_dynamics(dict(zip(runs, histories, strict=True))), plot_frontier(points, refs), plot_strata(strata))
@@ -270,47 +376,73 @@ def build_report(runs: list[RunSpec], evals: list[pd.DataFrame], hits: list[pd.D
     flat = {f"{r['variant']}.{r['checkpoint']}.{m}_{s}": r[f"{m}_{s}"] for _, r in summary.iterrows()
             for m in shown for s in ("mean", "std")}
     flat.update({f"{r['model']}.{m}": r[m] for _, r in refs.iterrows() for m in HEADLINE if m in r})
-    ref_summary, paired = reference_seeds(seeded)
+    flat.update({f"delta.{r['model']}.{r['checkpoint'] or 'reference'}.vs_{r['against']}.{r['metric']}_{k}": r[k]
+                 for _, r in paired.iterrows() for k in ("delta", "ci_low", "ci_high")})
+    ref_summary, seed_paired = reference_seeds(seeded)
     flat.update({f"reference.{r['model']}.{m}_{s}": r[f"{m}_{s}"] for _, r in ref_summary.iterrows()
                  for m in REFERENCE_METRICS for s in ("mean", "std")})
     seeded_rows = [e.assign(checkpoint="", seed=spec.seed, variant=spec.model) for spec, e in seeded]
     results = pd.concat([refs.assign(checkpoint="", seed=np.nan, variant=refs["model"]), *seeded_rows,
                          run_table.rename(columns={"namespace": "model"})], ignore_index=True)
-    markdown = render_markdown(report_title(runs), summary, refs, run_table, strata, sft_strata, config, mlflow_run,
-                               ref_summary, paired)
-    return Report(results, summary, strata, figures, markdown, flat)
+    title = report_title(runs)
+    markdown = render_markdown(title, summary, refs, run_table, strata, sft_strata, config, mlflow_run,
+                               ref_summary, seed_paired, paired, reward or {})
+    document = summary_document(title, summary, refs, paired, reward or {}, mlflow_run, len(sft_strata))
+    return Report(results, summary, strata, paired, figures, markdown, flat, document)
+
+
+def _paired_markdown(paired: pd.DataFrame) -> str:
+    shown = paired.assign(checkpoint=paired["checkpoint"].replace("", "reference"),
+                          ci=[f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(paired["ci_low"], paired["ci_high"], strict=True)])
+    return shown[["model", "checkpoint", "against", "metric", "seeds", "delta", "ci", "mde", "call"]].to_markdown(
+        index=False, floatfmt="+.4f")
+
+
+def _reward_lines(reward: dict[str, Any]) -> list[str]:
+    if not reward:
+        return []
+    return ["## Reward informativeness (valid split, the SFT policy's rollouts)", "",
+            pd.DataFrame([{"figure": k, "value": v} for k, v in reward.items()]).to_markdown(index=False, floatfmt=".4f"),
+            ""]
 
 
 def render_markdown(title: str, summary: pd.DataFrame, refs: pd.DataFrame, run_table: pd.DataFrame, strata: pd.DataFrame,
                     sft_strata: pd.DataFrame, config: dict[str, dict[str, Any]], mlflow_run: str,
-                    ref_summary: pd.DataFrame | None = None, paired: pd.DataFrame | None = None) -> str:
+                    ref_summary: pd.DataFrame | None = None, seed_paired: pd.DataFrame | None = None,
+                    paired: pd.DataFrame | None = None, reward: dict[str, Any] | None = None) -> str:
     """`report.md`: every table of the report, what each figure was compared with, the plots
     and the configuration."""
     shown = [m for m in HEADLINE if f"{m}_mean" in summary]
     ref_cols = ["model"] + [m for m in HEADLINE if m in refs]
     rl, ev = config.get("adagrpo", {}), config.get("evaluate", {})
-    sft = refs.iloc[0]
+    paired = paired if paired is not None else pd.DataFrame()
+    mde = minimum_detectable(paired) if not paired.empty else float("nan")
     md = [f"# {title}", "",
           f"MLflow run: {mlflow_run}. Test split, leave-one-out, full catalog; decoding: beam width "
           f"{ev.get('beam_factor', 2)} x max(K), unconstrained unless named `constrained_`; "
-          "`_filtered` = the user's history items removed from the list. Seeds vary the RL stage only "
-          "(the SFT policy and the ranker are shared).", "",
+          "`_filtered` = the user's history items removed from the list (the headline where items are not "
+          "consumed twice). Seeds vary the RL stage only (the SFT policy and the ranker are shared).", "",
           "## Variants (mean ± std over seeds)", "",
           "`final` = last checkpoint; `best` = the checkpoint with the highest validation NDCG@10 "
-          "(history-filtered), reported on test.", "",
+          "(history-filtered), reported on test; step 0 (the SFT policy) is a candidate.", "",
           fmt_mean_std(summary, shown).to_markdown(index=False), "",
           "## Reading", "",
-          "A difference smaller than the larger of the two standard deviations over seeds is called a tie; "
-          "with one seed no difference is called.", "",
-          *verdict(summary, sft, "final"), *verdict(summary, sft, "best"), "",
+          f"Paired over the {len(sft_strata)} test users (per user, a variant's hits averaged over its seeds); "
+          f"95% percentile bootstrap CIs over users. A difference is a win or a loss only where its CI excludes 0. "
+          f"Minimum detectable effect on {HEADLINE_METRIC} (α 0.05, power 0.8): {mde:.4f}.", "",
+          *reading(paired), "",
+          "## Paired differences", "", _paired_markdown(paired) if not paired.empty else "(none)", "",
+          *_reward_lines(reward or {}),
           "## Reference rows", "", refs[ref_cols].to_markdown(index=False, floatfmt=".4f"), "",
-          *_seeded_section(ref_summary, paired),
+          *_seeded_section(ref_summary, seed_paired),
           "## Every run", "",
           run_table[["namespace", "checkpoint", "step", *shown]].to_markdown(index=False, floatfmt=".4f"), "",
           "## Strata", "",
           f"Test samples split by the SFT policy's diagnostics (k_pol = {rl.get('k_pol')}, k_rew = {rl.get('k_rew')}); "
           f"{sft_strata['admitted'].mean():.1%} would be admitted by the gate. HR@10 as decoded; "
-          "change = variant − SFT on the same samples (final checkpoints).", "",
+          "change = variant − SFT on the same samples (final checkpoints); read each against `sft_continue`'s "
+          "change (column `delta_vs_sft_continue` of evaluation_strata): regression to the mean moves every "
+          "variant alike.", "",
           strata_wide(strata).to_markdown(index=False, floatfmt=".4f"), "",
           "## Plots", "", "![training dynamics](report_dynamics.png)", "", "![frontier](report_frontier.png)", "",
           "![strata](report_strata.png)", "",

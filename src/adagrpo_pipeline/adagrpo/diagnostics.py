@@ -4,8 +4,10 @@
 Per sample, over C = unique({y*} ∪ rollouts):
 - d_pol = rank of y* in C by the policy's sequence log-probability; passes when d_pol > k_pol
   (the policy does not already prefer y* to its own samples: it is uncertain);
-- d_rew = rank of y* in C by reward; passes when d_rew ≤ k_rew (the ranker places the true
-  item above the rollouts: its reward can be trusted on this sample);
+- d_rew = rank of y* in C by reward, ties broken by the ranker's raw score (calibration is
+  monotone, but isotonic calibration makes ties that would all count for y*); passes when
+  d_rew ≤ k_rew (the ranker places the true item above the rollouts: its reward can be trusted
+  on this sample);
 - gate c = both pass. Ranks are 1-based; ties favour y*.
 """
 
@@ -33,16 +35,20 @@ def sequence_keys(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 def rank_of_target(target_key: torch.Tensor, target_value: torch.Tensor, keys: torch.Tensor,
-                   values: torch.Tensor) -> torch.Tensor:
+                   values: torch.Tensor, target_tiebreak: torch.Tensor | None = None,
+                   tiebreak: torch.Tensor | None = None) -> torch.Tensor:
     """Rank (1 = best) of the target in C = unique({target} ∪ candidates), by `values`
-    (higher = better): 1 + the number of distinct candidate sequences other than the target
-    whose value is strictly higher. target_*: (B,), keys/values: (B, G)."""
+    (higher = better), then `tiebreak` among equal values: 1 + the number of distinct candidate
+    sequences other than the target that are strictly better. target_*: (B,), others: (B, G)."""
     order = torch.sort(keys, dim=1, stable=True)
     sorted_keys = order.values
     first = torch.ones_like(sorted_keys, dtype=torch.bool)
     first[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
     unique = torch.zeros_like(first).scatter(1, order.indices, first)  # first occurrence of each sequence
-    counted = unique & (keys != target_key[:, None]) & (values > target_value[:, None])
+    better = values > target_value[:, None]
+    if tiebreak is not None:
+        better = better | ((values == target_value[:, None]) & (tiebreak > target_tiebreak[:, None]))
+    counted = unique & (keys != target_key[:, None]) & better
     return 1 + counted.sum(dim=1)
 
 
@@ -73,7 +79,7 @@ def diagnose(ro: Rollouts, logp: torch.Tensor, vocab_size: int, k_pol: int, k_re
     keys = sequence_keys(ro.seqs, vocab_size)
     seq_logp = logp.sum(dim=-1)
     d_pol = rank_of_target(keys[:, 0], seq_logp[:, 0], keys[:, 1:], seq_logp[:, 1:])
-    d_rew = rank_of_target(keys[:, 0], ro.target_reward, keys[:, 1:], ro.rewards)
+    d_rew = rank_of_target(keys[:, 0], ro.target_reward, keys[:, 1:], ro.rewards, ro.target_key, ro.keys)
     return gate(d_pol, d_rew, k_pol, k_rew)
 
 

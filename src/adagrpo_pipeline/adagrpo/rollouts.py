@@ -26,6 +26,8 @@ class Rollouts:
     items: torch.Tensor  # (B, G) item id or -1
     rewards: torch.Tensor  # (B, G)
     target_reward: torch.Tensor  # (B,)
+    keys: torch.Tensor  # (B, G) ranking keys of the reward diagnostic (`RewardModel.score`)
+    target_key: torch.Tensor  # (B,)
 
 
 def encode(model, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -56,10 +58,11 @@ def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Ten
                      generator=generator)
     else:
         dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
-    rewards = reward_model(histories, dec.items)
-    target_reward = reward_model(histories, torch.tensor(targets, device=dec.items.device)[:, None])[:, 0]
+    cand = torch.cat([torch.tensor(np.asarray(targets), device=dec.items.device)[:, None], dec.items], dim=1)
+    scored = reward_model.score(histories, cand)  # y* and its rollouts in one ranker pass
+    rewards, keys = scored.rewards.float(), scored.keys.float()
     seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)
-    return Rollouts(seqs, dec.items, rewards.float(), target_reward.float())
+    return Rollouts(seqs, dec.items, rewards[:, 1:], rewards[:, 0], keys[:, 1:], keys[:, 0])
 
 
 def rollout_generator(seed: int, offset: int, device: torch.device) -> torch.Generator:

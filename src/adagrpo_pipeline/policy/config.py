@@ -42,4 +42,6 @@ class EvaluateParams(_Strict):
     batch_size: int = Field(128, ge=1)
     steps: list[int] | None = Field(None, description="RL checkpoints (steps) to evaluate; null = every saved one")
     device: str = "auto"
+    bootstrap_resamples: int = Field(10_000, ge=100, description="resamples of the paired bootstrap over test users")
+    bootstrap_seed: int = Field(0, description="seed of the paired bootstrap")
     sasrec: SasrecParams = Field(default_factory=SasrecParams, description="the `sasrec` reference retriever")

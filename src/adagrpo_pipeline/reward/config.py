@@ -45,9 +45,19 @@ class RewardReportParams(_Strict):
     seed: int = 0
 
 
+class InformativenessParams(_Strict):
+    random_draws: int = Field(50, ge=1, description="draws of the random reward whose pass rate is the chance level")
+    resamples: int = Field(10_000, ge=100, description="bootstrap resamples of the CIs over samples")
+    batch_size: int = Field(256, ge=1, description="samples per rollout batch")
+
+
 class RewardParams(_Strict):
     ranker: RankerTrainParams = RankerTrainParams()
     calibration: CalibrationParams = CalibrationParams()
     report: RewardReportParams = RewardReportParams()
+    informativeness: InformativenessParams = InformativenessParams()
     invalid_reward: float = Field(0.0, description="reward of a candidate that names no item")
+    seen_item_reward: float | Literal["invalid", "ranker"] = Field(
+        "invalid", description="reward of a candidate already in the sample's history: 'invalid' = invalid_reward "
+        "(where items are not consumed twice, e.g. MovieLens), 'ranker' = scored like any item, or a number")
     batch_size: int = Field(512, ge=1, description="histories per batch when scoring")

@@ -193,11 +193,13 @@ def _run_id() -> str:
 
 def report(sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_evaluation: pd.DataFrame,
            popularity_test_hits: pd.DataFrame, sasrec_evaluation: pd.DataFrame, sasrec_test_hits: pd.DataFrame,
-           ranker_evaluation: pd.DataFrame, ranker_test_hits: pd.DataFrame, sft_params: SftParams,
-           reward_params: RewardParams, rl_params: AdaGrpoParams, evaluate_params: EvaluateParams, **per_run: Any) -> tuple:
+           ranker_evaluation: pd.DataFrame, ranker_test_hits: pd.DataFrame, reward_informativeness: dict[str, Any],
+           sft_params: SftParams, reward_params: RewardParams, rl_params: AdaGrpoParams, evaluate_params: EvaluateParams,
+           **per_run: Any) -> tuple:
     """The report of the runs given as `run_<i>` (their `RunSpec`), `eval_<i>`, `hits_<i>` and
-    `history_<i>` (see `report_inputs`) beside the reference rows: tables, plots, Markdown, MLflow
-    metrics, and every reference model's per-user hits in one table."""
+    `history_<i>` (see `report_inputs`) beside the reference rows: tables, paired statistics,
+    plots, Markdown, MLflow metrics, `summary.json`, and every reference model's per-user hits in
+    one table."""
     n = sum(1 for k in per_run if k.startswith("run_"))
     runs, evals, hits, histories = ([per_run[f"{kind}_{i}"] for i in range(n)] for kind in ("run", "eval", "hits", "history"))
     n_refs = sum(1 for k in per_run if k.startswith("ref_"))
@@ -205,10 +207,13 @@ def report(sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_ev
     config = {name: p.model_dump(mode="json") for name, p in
               (("sft", sft_params), ("reward", reward_params), ("adagrpo", rl_params), ("evaluate", evaluate_params))}
     references = [sft_evaluation, popularity_evaluation, sasrec_evaluation, ranker_evaluation]
-    r = rep.build_report(runs, evals, hits, histories, references, sft_strata, config, _run_id(), seeded)
     all_hits = [sft_strata, popularity_test_hits, sasrec_test_hits, ranker_test_hits,
                 *(per_run[f"refhits_{i}"] for i in range(n_refs))]
     names = [ref["model"].iloc[0] for ref in references] + [spec.namespace for spec, _ in seeded]
+    boot = rep.Bootstrap(evaluate_params.bootstrap_resamples, evaluate_params.bootstrap_seed)
+    r = rep.build_report(runs, evals, hits, histories, references, sft_strata, config, _run_id(), seeded,
+                         reference_hits=dict(zip(names[1:], all_hits[1:], strict=True)),
+                         reward=reward_informativeness.get("figures", {}), boot=boot)
     reference_hits = pd.concat([h[["user_id", "hit@10", "hit@10_filtered"]].assign(model=name)
                                 for name, h in zip(names, all_hits, strict=True)], ignore_index=True)
     for _, row in r.summary[r.summary["checkpoint"] == "final"].iterrows():
@@ -217,13 +222,16 @@ def report(sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_ev
     for _, row in r.results[r.results["checkpoint"] == ""].iterrows():
         log.info("reference %s: %s", row["model"], ", ".join(f"{m}={row[m]:.4f}" for m in rep.HEADLINE
                                                            if m in row and row[m] == row[m]))
-    return (r.results, r.summary, r.strata, *r.figures, r.markdown, metrics_payload(r.metrics),
-            reference_hits[["model", "user_id", "hit@10", "hit@10_filtered"]])
+    for line in rep.reading(r.paired):
+        log.info("%s", line.removeprefix("- "))
+    return (r.results, r.summary, r.strata, r.paired, *r.figures, r.markdown, metrics_payload(r.metrics),
+            reference_hits[["model", "user_id", "hit@10", "hit@10_filtered"]], r.document)
 
 
 def report_inputs(runs: list[RunSpec], references: list[ReferenceSpec]) -> dict[str, str]:
     inputs = {name: name for name in ("sft_evaluation", "sft_strata", "popularity_evaluation", "popularity_test_hits",
-                                      "sasrec_evaluation", "sasrec_test_hits", "ranker_evaluation", "ranker_test_hits")}
+                                      "sasrec_evaluation", "sasrec_test_hits", "ranker_evaluation", "ranker_test_hits",
+                                      "reward_informativeness")}
     inputs.update({"sft_params": "params:sft", "reward_params": "params:reward", "rl_params": "params:adagrpo",
                    "evaluate_params": "params:evaluate"})
     for i, r in enumerate(runs):
@@ -235,5 +243,6 @@ def report_inputs(runs: list[RunSpec], references: list[ReferenceSpec]) -> dict[
     return inputs
 
 
-REPORT_OUTPUTS = ["evaluation_results", "evaluation_summary", "evaluation_strata", "report_dynamics_plot",
-                  "report_frontier_plot", "report_strata_plot", "report_md", "evaluation_metrics", "reference_hits"]
+REPORT_OUTPUTS = ["evaluation_results", "evaluation_summary", "evaluation_strata", "evaluation_paired",
+                  "report_dynamics_plot", "report_frontier_plot", "report_strata_plot", "report_md", "evaluation_metrics",
+                  "reference_hits", "summary_json"]

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
+from adagrpo_pipeline.adagrpo.informativeness import InformativenessSettings, reward_informativeness
 from adagrpo_pipeline.policy.config import EvaluateParams
-from adagrpo_pipeline.policy.data import seen_before_holdout
+from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
 from adagrpo_pipeline.policy.evaluation import evaluate_scores
 from adagrpo_pipeline.recdata.prepare import drop_held_out
 from adagrpo_pipeline.reward.calibration import apply_calibrator, calibrate
@@ -31,6 +33,7 @@ from adagrpo_pipeline.reward.report import (
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.reward.train import score_requests, train_ranker
 from adagrpo_pipeline.sasrec.model import catalog_scores
+from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.tracking import metrics_payload, mlflow_logger
 from adagrpo_pipeline.training import resolve_device
 from adagrpo_pipeline.training.checkpoint import Checkpoint
@@ -135,3 +138,33 @@ def ranker_retrieval(ranker_model: Checkpoint, reward_calibration: dict[str, Any
     log.info("ranker as retriever (test): hr@10=%.4f ndcg@10=%.4f hr@10_filtered=%.4f ndcg@10_filtered=%.4f",
              m["hr@10"], m["ndcg@10"], m["hr@10_filtered"], m["ndcg@10_filtered"])
     return pd.DataFrame([{"model": "ranker_as_retriever", "checkpoint_stage": "reward", "step": 0, **m}]), hits
+
+
+def measure_reward_informativeness(sft_policy: Checkpoint, ranker_model: Checkpoint, reward_calibration: dict[str, Any],
+                                   valid_sequences: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
+                                   semantic_ids: pd.DataFrame, sid_vocab: dict[str, Any], sid_trie: dict,
+                                   params: RewardParams, rl_params: AdaGrpoParams) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Does the reward separate the true item from the SFT policy's own rollouts? On the valid
+    split, with the RL stage's rollout settings, k_rew and seed (see
+    `adagrpo_pipeline.adagrpo.informativeness`): the figures (JSON and MLflow)."""
+    device = resolve_device(params.ranker.device)
+    model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, device)
+    reward = RewardModel.from_artifacts(ranker_model, reward_calibration, params, device)
+    popularity = np.bincount(drop_held_out(interactions, 2)["item_id"], minlength=len(items))
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
+    p = params.informativeness
+    settings = InformativenessSettings(rl_params.k_rew, rl_params.seed, p.batch_size, p.random_draws, p.resamples)
+    figures, per_sample = reward_informativeness(model, encoder, valid_sequences, SidTrie.from_tensors(sid_trie), reward,
+                                                 rl_params.rollout, popularity, seen, settings, device)
+    log.info("reward informativeness (valid, SFT rollouts): AUC y* vs rollouts %.3f [%.3f, %.3f] (unseen rollouts %.3f); "
+             "d_rew <= %d passes %.3f vs a random reward's %.3f ± %.3f; Spearman(reward, popularity) %+.3f; "
+             "history items %.1f%% of valid rollouts, reward %.3f vs %.3f; retriever HR@10 filt. %.4f vs popularity %.4f",
+             figures["auc_target_vs_rollouts"], figures["auc_target_vs_rollouts_ci_low"],
+             figures["auc_target_vs_rollouts_ci_high"], figures["auc_target_vs_unseen_rollouts"], rl_params.k_rew,
+             figures["pass_rate_reward"], figures["pass_rate_random_mean"], figures["pass_rate_random_std"],
+             figures["spearman_reward_popularity"], 100 * figures["history_rollout_share"], figures["reward_history_items"],
+             figures["reward_other_items"], figures["retriever_hr@10_filtered"], figures["popularity_hr@10_filtered"])
+    document = {"figures": figures, "split": "valid", "policy": "sft", "k_rew": rl_params.k_rew, "seed": rl_params.seed,
+                "rollout": rl_params.rollout.model_dump(), "seen_item_reward": params.seen_item_reward,
+                "per_sample_summary": per_sample.describe().to_dict()}
+    return document, metrics_payload(figures, prefix="reward_informativeness.")

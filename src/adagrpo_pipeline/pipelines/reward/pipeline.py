@@ -1,5 +1,6 @@
-"""`reward`: train the ranker on impressions, calibrate it, report on it, and score it as a
-full-catalog retriever (the SASRec reference row of `evaluate`)."""
+"""`reward`: train the ranker on impressions, calibrate it, report on it, measure how well the
+reward separates the true item from the SFT policy's rollouts (before any RL), and score it as a
+full-catalog retriever (a reference row of `evaluate`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(n.report_reward, ["ranker_model", "reward_calibration", *TABLES, "ground_truth_relevance", P],
                  ["ranker_report", "ranker_relevance_by_decile", "ranker_reliability_plot", "reward_metrics"],
                  name="report_reward"),
+            node(n.measure_reward_informativeness,
+                 ["sft_policy", "ranker_model", "reward_calibration", "valid_sequences", "interactions", "items",
+                  "semantic_ids", "sid_vocab", "sid_trie", P, "params:adagrpo"],
+                 ["reward_informativeness", "reward_informativeness_metrics"], name="measure_reward_informativeness"),
             node(n.ranker_retrieval, ["ranker_model", "reward_calibration", "test_sequences", "interactions", P, "params:evaluate"],
                  ["ranker_evaluation", "ranker_test_hits"], name="ranker_retrieval"),
         ],
