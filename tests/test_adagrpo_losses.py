@@ -12,6 +12,7 @@ from adagrpo_pipeline.adagrpo.losses import (
     group_advantages,
     grpo_loss_per_sample,
     k3_kl,
+    sample_weights,
     variant_loss,
 )
 
@@ -99,7 +100,7 @@ def test_a_sample_with_c_zero_contributes_exactly_zero_grpo_gradient() -> None:
     logp, old, ref, adv, nll_src = _batch()
     grpo, _ = grpo_loss_per_sample(logp, old, ref, adv, 0.2, 0.04)
     c = torch.tensor([True, False, True, False])
-    variant_loss(Variant("adagrpo"), nll_src * 0, grpo, c, lam=1.0).backward()
+    variant_loss(Variant("adagrpo"), nll_src * 0, grpo, sample_weights(Variant("adagrpo"), c), lam=1.0).backward()
     assert torch.equal(logp.grad[1], torch.zeros_like(logp.grad[1])) and torch.equal(logp.grad[3], torch.zeros_like(logp.grad[3]))
     assert logp.grad[0].abs().sum() > 0 and logp.grad[2].abs().sum() > 0
     # the admitted samples get λ/B times their own L_GRPO gradient
@@ -123,14 +124,32 @@ def test_mix_0_gives_the_nll_only_gradient() -> None:
 
 
 def test_variant_weights_and_names() -> None:
-    assert [v.name for v in variants([0.25, 0.5])] == ["sft_continue", "grpo", "mix_0p25", "mix_0p5", "adagrpo"]
+    assert [v.name for v in variants([0.25, 0.5])] == ["sft_continue", "grpo", "mix_0p25", "mix_0p5", "mix_matched",
+                                                        "random_gate", "adagrpo"]
     assert Variant("sft_continue").weights(2.0) == (1.0, 0.0, False)
     assert Variant("grpo").weights(2.0) == (0.0, 1.0, False)
     assert Variant("mix", 0.25).weights(2.0) == (0.75, 0.25, False)
     assert Variant("adagrpo").weights(2.0) == (1.0, 2.0, True)
     nll, grpo = torch.tensor([1.0, 3.0]), torch.tensor([10.0, 20.0])
-    c = torch.tensor([False, True])
-    assert variant_loss(Variant("adagrpo"), nll, grpo, c, 0.5).item() == pytest.approx(2.0 + 0.5 * 20.0 / 2)
-    assert variant_loss(Variant("grpo"), nll, grpo, c, 0.5).item() == pytest.approx(15.0)  # c ignored
-    assert variant_loss(Variant("mix", 0.5), nll, grpo, c, 0.5).item() == pytest.approx(0.5 * 2.0 + 0.5 * 15.0)
-    assert variant_loss(Variant("sft_continue"), nll, grpo, c, 0.5).item() == pytest.approx(2.0)
+    admitted = torch.tensor([False, True])
+
+    def loss(v: Variant) -> float:
+        return variant_loss(v, nll, grpo, sample_weights(v, admitted), 0.5).item()
+
+    assert loss(Variant("adagrpo")) == pytest.approx(2.0 + 0.5 * 20.0 / 2)
+    assert loss(Variant("grpo")) == pytest.approx(15.0)  # the gate is ignored
+    assert loss(Variant("mix", 0.5)) == pytest.approx(0.5 * 2.0 + 0.5 * 15.0)
+    assert loss(Variant("sft_continue")) == pytest.approx(2.0)
+    assert loss(Variant("mix_matched")) == pytest.approx(2.0 + 0.5 * 0.5 * 30.0 / 2)  # p = 1/2 on every sample
+
+
+def test_random_gate_admits_at_the_gates_rate_independently_of_it() -> None:
+    admitted = torch.zeros(20_000, dtype=torch.bool)
+    admitted[:6_000] = True  # the gate admits 30%, all at the front
+    c = sample_weights(Variant("random_gate"), admitted, torch.Generator().manual_seed(0))
+    assert set(c.unique().tolist()) <= {0.0, 1.0}
+    assert c.mean().item() == pytest.approx(0.3, abs=0.01)  # the dose
+    assert c[:6_000].mean().item() == pytest.approx(c[6_000:].mean().item(), abs=0.02)  # not the gate's choice
+    again = sample_weights(Variant("random_gate"), admitted, torch.Generator().manual_seed(0))
+    assert torch.equal(c, again)  # seeded
+    assert sample_weights(Variant("random_gate"), torch.zeros(5, dtype=torch.bool)).sum() == 0

@@ -62,7 +62,8 @@ class LikesSeven(RewardModel):
 
 
 def _params(tmp: Path, **kw) -> AdaGrpoParams:
-    base = dict(batch_size=16, lr=1e-3, max_steps=3, checkpoint_every=1, eval_every=3, eval_users=10, eval_beams=10,
+    base = dict(batch_size=16, lr=1e-3, warmup_steps=0, lr_schedule="constant", max_steps=3, checkpoint_every=1,
+                eval_every=3, eval_users=10, eval_beams=10,
                 device="cpu", seed=0, state_dir=str(tmp), rollout={"group_size": 4})
     return AdaGrpoParams(**{**base, **kw})
 
@@ -81,7 +82,8 @@ def _run(data, tmp: Path, variant: Variant = ADAGRPO, reward: RewardModel | None
 LOSS_COLUMNS = ["loss", "nll", "grpo_loss", "kl", "reward_mean", "admitted", "invalid_share"]
 
 
-@pytest.mark.parametrize("variant", [Variant("adagrpo"), Variant("grpo"), Variant("mix", 0.5)])
+@pytest.mark.parametrize("variant", [Variant("adagrpo"), Variant("grpo"), Variant("mix", 0.5), Variant("random_gate"),
+                                     Variant("mix_matched")])
 def test_same_seed_identical_losses_over_three_steps(data, tmp_path: Path, variant: Variant) -> None:
     a = _run(data, tmp_path / "a", variant)
     b = _run(data, tmp_path / "b", variant)
@@ -92,9 +94,25 @@ def test_same_seed_identical_losses_over_three_steps(data, tmp_path: Path, varia
     assert not np.allclose(ha["loss"], hc["loss"])
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
-    assert sorted(a.checkpoints) == [1, 2, 3]
+    assert sorted(a.checkpoints) == [0, 1, 2, 3]  # step 0 = the starting (SFT) policy
     last = load_file(a.checkpoints[3])  # the step-3 file holds the final weights
     assert all(torch.equal(v, last[k]) for k, v in a.model.state_dict().items())
+    start = build_policy(data[1], SIZE, 0).state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in load_file(a.checkpoints[0]).items())
+
+
+def test_warm_up_then_cosine_decay_and_dropout_in_the_updates(data, tmp_path: Path) -> None:
+    res = _run(data, tmp_path / "cos", Variant("sft_continue"), max_steps=6, warmup_steps=3, lr_schedule="cosine",
+               checkpoint_every=6, eval_every=6)
+    lr = res.history.loc[res.history["step"] > 0, "lr"].to_numpy()  # after each step's update
+    assert lr[:3] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3]) and lr[-1] == pytest.approx(0.0, abs=1e-12)
+    assert (np.diff(lr[2:]) < 0).all()
+    # dropout changes the updates, never the rollouts' diagnostics of the first step
+    on = _run(data, tmp_path / "on", Variant("adagrpo"), max_steps=1, dropout=True, checkpoint_every=1, eval_every=1)
+    off = _run(data, tmp_path / "off", Variant("adagrpo"), max_steps=1, dropout=False, checkpoint_every=1, eval_every=1)
+    h_on, h_off = on.history.iloc[1], off.history.iloc[1]
+    assert h_on["admitted"] == h_off["admitted"] and h_on["reward_mean"] == h_off["reward_mean"]
+    assert h_on["nll"] != h_off["nll"]
 
 
 def test_interrupted_run_resumes_exactly(data, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from test_train_pipeline import tiny_project
 
 pytestmark = pytest.mark.slow
 
-VARIANTS = ["sft_continue", "grpo", "mix_0p5", "adagrpo"]
+VARIANTS = ["sft_continue", "grpo", "mix_0p5", "mix_matched", "random_gate", "adagrpo"]
 def seeded_references(*seeds: int) -> set[str]:
     return {f"{m}.seed_{s}.{n}" for s in seeds for m, names in (("sft", ("train_sft_policy", "evaluate_sft_policy")),
             ("sasrec", ("train_sasrec_baseline", "sasrec_baseline"))) for n in names}

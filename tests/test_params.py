@@ -71,8 +71,9 @@ def test_gpu_environment_lists_only_what_it_changes_and_has_the_tiger_size() -> 
 def test_the_plan_of_runs_follows_the_environment() -> None:
     base, gpu = (plan_from_parameters(load_parameters(env)) for env in (None, "gpu"))
     assert sorted({r.seed for r in base.compare}) == [0, 1, 2] and sorted({r.seed for r in gpu.compare}) == [0, 1, 2, 3, 4]
-    assert [r.namespace for r in gpu.compare[:5]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p25.seed_0",
-                                                      "mix_0p5.seed_0", "adagrpo.seed_0"]
+    assert [r.namespace for r in gpu.compare[:6]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p5.seed_0",
+                                                      "mix_matched.seed_0", "random_gate.seed_0", "adagrpo.seed_0"]
+    assert base.references == () and gpu.references == ()  # reference retraining is opt-in (adagrpo.reference_seeds)
     assert base.main.namespace == "adagrpo" and base.main.seed == 0 and base.main.kind == "adagrpo"
 
 

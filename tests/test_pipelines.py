@@ -164,7 +164,7 @@ def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, p
     data = {**upstream, "params:runs.adagrpo": plan.main}
     rl = run(adagrpo.create_pipeline([plan.main]), data)
     series = rl["adagrpo.checkpoints"]
-    assert sorted(series) == ["step-000003", "step-000006"]
+    assert sorted(series) == ["step-000000", "step-000003", "step-000006"]  # step 0 = the SFT policy
     assert all(isinstance(c.weights, StoredWeights) for c in series.values())  # streamed from the loop's files
     final = series["step-000006"].tensors
     assert all(torch.equal(v, final[k]) for k, v in rl["adagrpo.policy"].tensors.items())
@@ -205,13 +205,13 @@ def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, p
 
 def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> None:
     plan = _plan(params)
-    assert [r.namespace for r in plan.compare[:4]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p5.seed_0",
-                                                       "adagrpo.seed_0"]
+    assert [r.namespace for r in plan.compare[:6]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p5.seed_0",
+                                                       "mix_matched.seed_0", "random_gate.seed_0", "adagrpo.seed_0"]
     data = {**upstream, **{f"params:runs.{r.namespace}": r for r in (*plan.compare, *plan.references)}}
     out = run(compare.create_pipeline(plan.compare, plan.references), data)
     summary, results = out["evaluation_summary"], out["evaluation_results"]
     final = results[results["checkpoint"] == "final"]
-    for variant in ("sft_continue", "grpo", "mix_0p5", "adagrpo"):
+    for variant in ("sft_continue", "grpo", "mix_0p5", "mix_matched", "random_gate", "adagrpo"):
         hr = final.loc[final["variant"] == variant, "hr@10"]
         row = summary[(summary["variant"] == variant) & (summary["checkpoint"] == "final")].iloc[0]
         assert row["seeds"] == 2 and row["hr@10_mean"] == hr.mean() and abs(row["hr@10_std"] - hr.std(ddof=1)) < 1e-12
@@ -220,6 +220,20 @@ def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> No
     h0, h1 = out["adagrpo.seed_0.training_history"], out["adagrpo.seed_1.training_history"]
     assert not np.allclose(h0["reward_mean"].iloc[1:], h1["reward_mean"].iloc[1:])
     assert "2 seeds [0, 1]" in out["report_md"]
+    # every variant against SFT and sft_continue, AdaGRPO against each control, seeds averaged per user
+    paired = out["evaluation_paired"].set_index(["model", "checkpoint", "against", "metric"])
+    for rival in ("sft", "sft_continue", "random_gate", "mix_matched", "grpo", "mix_0p5"):
+        assert paired.loc[("adagrpo", "best", rival, "hr@10_filtered"), "seeds"] == 2
+    seeds = [out[f"adagrpo.seed_{s}.test_hits"] for s in (0, 1)]
+    mean = sum(h[h["checkpoint"] == "final"].set_index("user_id")["hit@10_filtered"] for h in seeds) / 2
+    sft_hits = out["sft_strata"].set_index("user_id")["hit@10_filtered"]
+    assert paired.loc[("adagrpo", "final", "sft", "hr@10_filtered"), "delta"] == pytest.approx(
+        (mean - sft_hits.reindex(mean.index)).mean())
+    entry = out["summary_json"]["models"]["random_gate"]["checkpoints"]["best"]
+    assert set(entry) == {"metrics", "delta_vs_sft", "delta_vs_sft_continue"}
+    # the controls' dose follows the gate batch by batch: mix_matched weighs every sample by the admitted share
+    h = out["mix_matched.seed_0.training_history"].iloc[1:]
+    assert np.allclose(h["grpo_dose"], h["admitted"])
     # the reference models trained with each seed: their own rows, their spread, the paired difference
     assert out["sft.seed_1.sft_policy"].config["seed"] == 1 and out["sasrec.seed_1.sasrec_model"].config["seed"] == 1
     seeded = results[results["variant"].isin(["sft", "sasrec"]) & results["seed"].notna()]

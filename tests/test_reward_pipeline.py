@@ -9,13 +9,16 @@ import mlflow
 import pandas as pd
 import pytest
 
-from conftest import run_session
+from conftest import TINY_RUN, run_session
 
 pytestmark = pytest.mark.slow
 
 TINY_REWARD = {"reward": {"ranker": {"model": {"d_model": 16, "num_layers": 1, "num_heads": 2, "d_ff": 32},
                                      "max_history": 8, "batch_size": 64, "max_steps": 40, "eval_every": 10},
                           "report": {"negatives": 20}}}
+
+
+TINY_UPSTREAM = {k: TINY_RUN[k] for k in ("tokenize", "sft", "adagrpo")}
 
 
 def _latest(project: Path, relpath: str) -> Path:
@@ -25,7 +28,9 @@ def _latest(project: Path, relpath: str) -> Path:
 
 def test_reward_pipeline_on_synthetic(project: Path, tiny_synthetic_params, mlflow_db) -> None:
     run_session(project, params=tiny_synthetic_params)
-    run_session(project, "reward", params=TINY_REWARD)
+    for stage in ("tokenize", "sft"):  # the informativeness report reads the SFT policy's rollouts
+        run_session(project, stage, params={**tiny_synthetic_params, **TINY_UPSTREAM})
+    run_session(project, "reward", params={**TINY_UPSTREAM, **TINY_REWARD})
 
     ckpt = _latest(project, "data/06_models/ranker_model")
     assert sorted(p.name for p in ckpt.iterdir()) == ["config.json", "model.safetensors"]
@@ -58,3 +63,5 @@ def test_reward_pipeline_on_synthetic(project: Path, tiny_synthetic_params, mlfl
     assert run["tags.mlflow.runName"] == "reward"
     assert run["metrics.reward_metrics.calibrated_ece"] == values[("calibrated", "ece")]
     assert run["metrics.ranker.valid_auc"] == history["valid_auc"].iloc[-1]
+    info = json.loads(_latest(project, "data/08_reporting/reward_informativeness.json").read_text())["figures"]
+    assert run["metrics.reward_informativeness.auc_target_vs_rollouts"] == pytest.approx(info["auc_target_vs_rollouts"])

@@ -8,13 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-VariantKind = Literal["sft_continue", "grpo", "mix", "adagrpo"]
+VariantKind = Literal["sft_continue", "grpo", "mix", "mix_matched", "random_gate", "adagrpo"]
 
 
 @dataclass(frozen=True)
 class Variant:
     """`sft_continue`: NLL only; `grpo`: uniform GRPO, no NLL; `mix` (alpha):
-    (1 − α)·NLL + α·GRPO with c ≡ 1; `adagrpo`: NLL + λ·Σ c·L_GRPO / B with the gate c."""
+    (1 − α)·NLL + α·GRPO with c ≡ 1; `adagrpo`: NLL + λ·Σ c·L_GRPO / B with the gate c.
+    The two controls of the gate, computed on the run's own rollouts batch by batch, with p =
+    the share of the batch that AdaGRPO's gate admits: `random_gate`: NLL + λ·Σ c·L_GRPO / B
+    with c ~ Bernoulli(p) drawn independently of the diagnostics (the same dose, chosen at
+    random); `mix_matched`: NLL + λ·p·Σ L_GRPO / B (the same dose, spread over every sample)."""
 
     kind: VariantKind
     alpha: float = 0.0
@@ -25,13 +29,16 @@ class Variant:
         return f"mix_{self.alpha:g}".replace(".", "p").replace("-", "m") if self.kind == "mix" else self.kind
 
     def weights(self, lam: float) -> tuple[float, float, bool]:
-        """(weight of the NLL, weight of the GRPO sum, whether the gate applies)."""
+        """(weight of the NLL, weight of the GRPO sum, whether a per-sample gate c applies);
+        `mix_matched` scales its GRPO weight by the batch's admitted share itself (`losses`)."""
         if self.kind == "sft_continue":
             return 1.0, 0.0, False
         if self.kind == "grpo":
             return 0.0, 1.0, False
         if self.kind == "mix":
             return 1.0 - self.alpha, self.alpha, False
+        if self.kind == "mix_matched":
+            return 1.0, lam, False
         return 1.0, lam, True
 
     def to_json(self) -> dict:
@@ -39,8 +46,10 @@ class Variant:
 
 
 def variants(mix_alphas: list[float]) -> list[Variant]:
-    """The compared set: sft_continue, grpo, one mix per α, adagrpo."""
-    return [Variant("sft_continue"), Variant("grpo"), *(Variant("mix", float(a)) for a in mix_alphas), Variant("adagrpo")]
+    """The compared set: sft_continue, grpo, one fixed mix per α, the matched-dose mix, the
+    random gate, adagrpo."""
+    return [Variant("sft_continue"), Variant("grpo"), *(Variant("mix", float(a)) for a in mix_alphas),
+            Variant("mix_matched"), Variant("random_gate"), Variant("adagrpo")]
 
 
 class _Strict(BaseModel):
@@ -66,26 +75,31 @@ class AdaGrpoParams(_Strict):
     beta: float = Field(0.04, ge=0, description="weight of the k3 KL to the SFT policy")
     adv_eps: float = Field(1e-6, gt=0, description="ε of the group-normalised advantages (r − mean) / (std + ε)")
     inner_steps: int = Field(1, ge=1, description="grpo_inner_steps: updates per rollout batch")
-    batch_size: int = Field(64, ge=1, description="training samples per step (each with G rollouts)")
-    lr: float = Field(3e-4, gt=0, description="AdamW learning rate (constant)")
+    batch_size: int = Field(256, ge=1, description="training samples per step (each with G rollouts)")
+    lr: float = Field(1e-4, gt=0, description="AdamW peak learning rate")
+    warmup_steps: int = Field(20, ge=0, description="linear warm-up of the learning rate from 0 (fresh Adam moments)")
+    lr_schedule: Literal["constant", "cosine"] = Field("cosine", description="after warm-up: constant, or cosine decay to 0 at max_steps")
+    dropout: bool = Field(True, description="the NLL term with the policy's dropout on, as in SFT (GRPO, KL and diagnostics without)")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="gradient-norm clipping")
-    max_steps: int = Field(600, ge=1, description="RL steps of every run")
-    checkpoint_every: int = Field(200, ge=1, description="a checkpoint (and resumable state) every N steps")
-    eval_every: int = Field(100, ge=1, description="validation metrics every N steps")
+    max_steps: int = Field(100, ge=1, description="RL steps of every run")
+    checkpoint_every: int = Field(25, ge=1, description="a checkpoint (and resumable state) every N steps")
+    eval_every: int = Field(25, ge=1, description="validation metrics every N steps")
     eval_users: int | None = Field(300, ge=1, description="validation users (a subset drawn with eval_seed); null = all")
     eval_seed: int = Field(0, description="seed of the validation subset: the same users for every run and seed")
     eval_beams: int = Field(20, ge=10, description="beam width of the validation decoding")
     state_dir: str = Field("data/06_models/adagrpo_state", description="resumable state, one folder per namespace")
     device: str = Field("auto", description="auto | cpu | cuda[:n]")
     seed: int = Field(0, description="seed of the main run (`adagrpo` namespace) and of the SFT strata's rollouts")
-    mix_alphas: list[float] = Field(default_factory=lambda: [0.25, 0.5], description="α of the mix_<α> variants in `compare`")
+    mix_alphas: list[float] = Field(default_factory=lambda: [0.5], description="α of the mix_<α> variants in `compare`")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, description="seeds of `compare`")
+    reference_seeds: list[int] = Field(default_factory=list, description="seeds with which `compare` trains the SFT "
+                                       "policy and `sasrec` again (their spread over seeds); [] = none")
 
-    @field_validator("seeds")
+    @field_validator("seeds", "reference_seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        if len(set(seeds)) != len(seeds) or (seeds and min(seeds) < 0):
             raise ValueError(f"seeds must be distinct and >= 0 (each is a run's namespace seed_<seed>), got {seeds}")
         return seeds
 

@@ -41,11 +41,26 @@ def grpo_loss_per_sample(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: t
     return -clipped_objective(logp, logp_old, adv, clip_eps).mean(dim=(1, 2)) + beta * kl, kl
 
 
-def variant_loss(variant: Variant, nll: torch.Tensor, grpo: torch.Tensor, c: torch.Tensor, lam: float) -> torch.Tensor:
-    """Scalar loss of a batch: w_nll · mean(NLL) + w_grpo · Σ c·L_GRPO / B, with c ≡ 1 unless
-    the variant is gated (see `Variant.weights`)."""
-    w_nll, w_grpo, gated = variant.weights(lam)
-    weight = c.to(grpo.dtype) if gated else torch.ones_like(grpo)
+def sample_weights(variant: Variant, admitted: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-sample weight c of the GRPO term: the gate for `adagrpo`; c ~ Bernoulli(p) for
+    `random_gate` and the constant p for `mix_matched`, p = the admitted share of the batch;
+    1 otherwise."""
+    a = admitted.float()
+    if variant.kind == "adagrpo":
+        return a
+    if variant.kind == "random_gate":
+        u = torch.rand(a.shape, generator=generator, device=generator.device if generator is not None else a.device)
+        return (u.to(a.device) < a.mean()).float()
+    if variant.kind == "mix_matched":
+        return torch.full_like(a, float(a.mean()))
+    return torch.ones_like(a)
+
+
+def variant_loss(variant: Variant, nll: torch.Tensor, grpo: torch.Tensor, weight: torch.Tensor, lam: float) -> torch.Tensor:
+    """Scalar loss of a batch: w_nll · mean(NLL) + w_grpo · Σ c·L_GRPO / B, with c = `weight`,
+    the per-sample weights of `sample_weights` (see `Variant.weights`)."""
+    w_nll, w_grpo, _ = variant.weights(lam)
+    weight = weight.to(grpo.dtype)
     loss = w_nll * nll.mean()
     if w_grpo != 0.0:
         loss = loss + w_grpo * (weight * grpo).sum() / grpo.shape[0]

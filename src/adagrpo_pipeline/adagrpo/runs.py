@@ -6,8 +6,9 @@
 - `compare`: every variant of `adagrpo.mix_alphas` for every seed of `adagrpo.seeds`,
   namespace `<variant>.seed_<seed>` (the `compare` pipeline);
 - `references`: the SFT policy and the `sasrec` retriever trained again with every seed of
-  `adagrpo.seeds`, namespaces `sft.seed_<seed>` and `sasrec.seed_<seed>` (`compare`'s reference
-  rows get a spread over seeds; the RL runs start from the main `sft_policy`).
+  `adagrpo.reference_seeds` (none by default: ~7 minutes a seed on 2 CPU cores), namespaces
+  `sft.seed_<seed>` and `sasrec.seed_<seed>` (`compare`'s reference rows get a spread over seeds;
+  the RL runs start from the main `sft_policy`).
 
 The Kedro project builds its pipelines from the plan of the run's own configuration (`--env`
 and `--params` included, see `adagrpo_pipeline.context`) and hands every run its `RunSpec` as
@@ -70,7 +71,7 @@ class RunPlan:
         main = RunSpec.of(Variant("adagrpo"), params.seed, MAIN_NAMESPACE)
         compare = tuple(RunSpec.of(v, s, f"{v.name}.seed_{s}") for s in params.seeds for v in variants(params.mix_alphas))
         references = tuple(ReferenceSpec(namespace=f"{m}.seed_{s}", model=m, seed=s)
-                           for m in ("sft", "sasrec") for s in params.seeds)
+                           for m in ("sft", "sasrec") for s in params.reference_seeds)
         return cls(main, compare, references)
 
     def parameters(self) -> dict[str, RunSpec | ReferenceSpec]:

@@ -9,9 +9,15 @@ One step = one batch of B training samples:
    clipped ratio objective and the k3 KL;
 4. `inner_steps` updates on that rollout batch (π_old = π_θ at rollout time).
 
-Dropout is off throughout (rollout and update log-probabilities come from the same network,
-so ρ = 1 at the first inner step). Batches come from a (seed, epoch) permutation and the
-rollout RNG is seeded by (seed, step): a resumed run is identical to an uninterrupted one.
+The optimiser regime continues SFT's (docs/architecture.md: `sft_continue` must not lose to SFT):
+AdamW with a linear warm-up (fresh Adam moments: the SFT checkpoint keeps weights only) to `lr`,
+then constant or cosine decay to 0; with `dropout`, the NLL of y* is computed with the policy's
+dropout on, as SFT trained it (one extra decoder pass over y* alone). The GRPO term, the KL and
+the diagnostics always use the network without dropout, the one that drew the rollouts, so ρ = 1
+at the first inner step (dropout there would put noise in every ratio and clip it away: on tiny
+models it stopped GRPO from learning). Batches come from a (seed, epoch) permutation and the
+rollout and random-gate RNGs are seeded by (seed, step): a resumed run is identical to an
+uninterrupted one. Step 0 (the starting policy) is the first checkpoint of every run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from adagrpo_pipeline.policy.evaluation import validation_metrics
 from adagrpo_pipeline.policy.model import HistoryEncoder
@@ -41,7 +48,7 @@ from adagrpo_pipeline.training.loop import LogFn
 
 from .config import AdaGrpoParams
 from .diagnostics import Diagnostics, diagnose
-from .losses import group_advantages, grpo_loss_per_sample, variant_loss
+from .losses import group_advantages, grpo_loss_per_sample, sample_weights, variant_loss
 from .rollouts import Rollouts, encode, rollout, rollout_generator, sequence_logprobs
 from .runs import RunSpec
 
@@ -71,38 +78,49 @@ class RlResult:
     resumed_from: int
 
 
-def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts,
-                logp_old: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor], Diagnostics, torch.Tensor]:
+def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts, logp_old: torch.Tensor | None,
+                gate_rng: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor], Diagnostics, torch.Tensor]:
     """Loss of one update on a rollout batch, its per-sample terms, the diagnostics, and π_θ's
-    log-probabilities (the π_old of the later inner steps when `logp_old` is None)."""
-    p = s.params
-    logp = sequence_logprobs(s.policy.model, encode(s.policy.model, x, mask), mask, ro.seqs)
+    log-probabilities without dropout (the π_old of the later inner steps when `logp_old` is None)."""
+    p, model = s.params, s.policy.model
+    s.policy.raw.eval()  # the GRPO term on the network that drew the rollouts: ρ = 1 at the first inner step
+    logp = sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs)
+    if p.dropout:  # the NLL of y* with the policy's dropout, as SFT trained it
+        s.policy.raw.train()
+        nll = -sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs[:, :1])[:, 0].mean(dim=-1)
+        s.policy.raw.eval()
+    else:
+        nll = -logp[:, 0].mean(dim=-1)  # per-token NLL of y*, as in SFT
     with torch.no_grad():
         logp_ref = sequence_logprobs(s.ref, encode(s.ref, x, mask), mask, ro.seqs)
     old = logp.detach() if logp_old is None else logp_old
-    nll = -logp[:, 0].mean(dim=-1)  # per-token NLL of y*, as in SFT
     adv = group_advantages(ro.rewards, p.adv_eps)
     grpo, kl = grpo_loss_per_sample(logp[:, 1:], old[:, 1:], logp_ref[:, 1:], adv, p.clip_eps, p.beta)
     diag = diagnose(ro, old, s.encoder.layout.vocab_size, p.k_pol, p.k_rew)
-    loss = variant_loss(s.run.variant, nll, grpo, diag.admitted, p.lam)
-    return loss, {"nll": nll.detach(), "grpo_loss": grpo.detach(), "kl": kl.detach()}, diag, old
+    weight = sample_weights(s.run.variant, diag.admitted, gate_rng)
+    loss = variant_loss(s.run.variant, nll, grpo, weight, p.lam)
+    terms = {"nll": nll.detach(), "grpo_loss": grpo.detach(), "kl": kl.detach(), "weight": weight.detach()}
+    return loss, terms, diag, old
 
 
 def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarray, step: int) -> dict[str, float]:
     """One RL step on one batch (module docstring, 1-4); returns the step's logged values."""
     x, mask = (t.to(s.device) for t in s.encoder(histories, users))
     target_tokens = s.encoder.targets(targets).to(s.device)
+    s.policy.raw.eval()
     with s.policy.accelerator.autocast():
         ro = rollout(s.policy.raw, x, mask, target_tokens, targets, histories, s.trie, s.reward, s.params.rollout,
                      rollout_generator(s.run.seed, step, s.device))
+    gate_rng = torch.Generator().manual_seed(int(s.run.seed) * 1_000_003 + step)
     logp_old, first = None, None
     for _ in range(s.params.inner_steps):
         with s.policy.accelerator.autocast():
-            loss, terms, diag, old = step_losses(s, x, mask, ro, logp_old)
+            loss, terms, diag, old = step_losses(s, x, mask, ro, logp_old, gate_rng)
         if logp_old is None:  # log what the first update saw
             logp_old, first = old, (terms, diag)
         s.policy.update(loss)
     terms, diag = first
+    w_nll, w_grpo, _ = s.run.variant.weights(s.params.lam)
     return {
         "loss": float(loss.detach()), "nll": float(terms["nll"].mean()),
         "grpo_loss": float(terms["grpo_loss"].mean()), "kl": float(terms["kl"].mean()),
@@ -111,6 +129,9 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
         "admitted": float(diag.admitted.float().mean()), "pass_pol": float(diag.pass_pol.float().mean()),
         "pass_rew": float(diag.pass_rew.float().mean()),
         "d_pol_mean": float(diag.d_pol.float().mean()), "d_rew_mean": float(diag.d_rew.float().mean()),
+        # the dose: mean GRPO weight per sample relative to the NLL's
+        "grpo_dose": float(w_grpo * terms["weight"].mean() / w_nll) if w_nll else float("nan"),
+        "lr": float(s.policy.scheduler.get_last_lr()[0]),
     }
 
 
@@ -126,10 +147,16 @@ def rl_fingerprint(run: RunSpec, p: AdaGrpoParams, init: dict[str, torch.Tensor]
 
 def setup(model: torch.nn.Module, encoder: HistoryEncoder, trie: SidTrie, reward: RewardModel, run: RunSpec,
           p: AdaGrpoParams) -> RlSetup:
-    """π_θ from `model` (the SFT policy, also frozen as π_ref), AdamW at a constant learning rate."""
+    """π_θ from `model` (the SFT policy, also frozen as π_ref), AdamW with warm-up and the
+    configured schedule."""
     ref = copy.deepcopy(model).eval().requires_grad_(False)
-    policy = prepare_training(model, p.device, p.lr, p.weight_decay, p.grad_clip,
-                              lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
+
+    def schedule(opt: torch.optim.Optimizer):
+        if p.lr_schedule == "cosine":
+            return get_cosine_schedule_with_warmup(opt, p.warmup_steps, p.max_steps)
+        return get_constant_schedule_with_warmup(opt, p.warmup_steps)
+
+    policy = prepare_training(model, p.device, p.lr, p.weight_decay, p.grad_clip, schedule)
     reward.ranker.to(policy.device)
     return RlSetup(policy, ref.to(policy.device), encoder, trie.to(policy.device), reward, run, p)
 

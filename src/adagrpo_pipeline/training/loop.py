@@ -7,8 +7,9 @@ It owns what every loop shares and nothing else:
 - the evaluation cadence (every `eval_every` steps and at the last one), with optional
   selection of the best step on a validation metric and early stopping (`patience`);
 - the checkpoint cadence (every `checkpoint_every` steps, the last one and an early stop):
-  the full training state, and for RL each step's weights as a file of its own, written once
-  and handed on as paths (the catalog streams them, nothing holds them all in memory);
+  the full training state, and for RL each step's weights as a file of its own (step 0, the
+  starting model, included), written once and handed on as paths (the catalog streams them,
+  nothing holds them all in memory);
 - the history (one row per evaluation, or per step), the progress bar and the metric logger.
 
 A loop supplies a `step(rows, step)` function (one optimisation step on those training rows,
@@ -225,6 +226,9 @@ class TrainingLoop:
             evaluate: Callable[[], dict[str, float]]) -> LoopResult:
         resumed_from = self._resume()
         c, s = self.counters, self.schedule
+        if self.keep_checkpoints and c.step == 0:  # the starting model is the first checkpoint of the series
+            self.checkpoint_path(0).parent.mkdir(parents=True, exist_ok=True)
+            save_file(cpu_state_dict(self.model), self.checkpoint_path(0))
         if self.eval_at_start and c.step == 0:  # the starting model: step 0 of the training curves
             start = self._evaluate(evaluate)
             c.history.append({"step": 0, **start})
