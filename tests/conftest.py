@@ -46,6 +46,7 @@ TINY_RUN = {
     "adagrpo": {"batch_size": 32, "max_steps": 6, "warmup_steps": 2, "checkpoint_every": 3, "eval_every": 3, "eval_users": 20,
                 "eval_beams": 10, "rollout": {"group_size": 4}, "seeds": [0, 1], "reference_seeds": [0, 1],
                 "mix_alphas": [0.5]},
+    "tune": {"trials": 2, "max_steps": 3, "eval_every": 3, "eval_users": 20},
     "evaluate": {"ks": [5, 10], "beam_factor": 2,
                  "sasrec": {"model": {"d_model": 16, "num_layers": 1, "num_heads": 2, "d_ff": 32}, "max_history": 8,
                             "batch_size": 64, "max_steps": 40, "eval_every": 10}},

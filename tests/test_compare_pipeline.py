@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import nbformat
 import pandas as pd
 import pytest
@@ -26,8 +27,20 @@ REFERENCES = {"evaluate.evaluate_sft_policy", "evaluate.popularity_baseline", "e
               "evaluate.sasrec_baseline", "evaluate.report"}
 
 
-def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
+def test_tune_then_compare_namespaces_notebook_and_viz(project: Path, mlflow_db: Path) -> None:
     tiny_project(project)
+    # tune: every variant the same number of trials on valid, each trial an MLflow child run
+    out = kedro(project, "run", "--pipeline=tune")
+    assert ran_nodes(out) == {f"tune.tune_{v}" for v in VARIANTS} | {"tune.choose_settings"}
+    settings = json.loads(versions(project, "data/06_models/tuned_settings.json")[-1].read_text())
+    assert sorted(settings["variants"]) == sorted(VARIANTS) and settings["budget"]["trials_per_variant"] == 2
+    mlflow.set_tracking_uri(f"sqlite:///{mlflow_db}")
+    parent = mlflow.search_runs(experiment_names=["adagrpo_pipeline"], order_by=["start_time DESC"],
+                                filter_string="tags.mlflow.runName = 'tune'").iloc[0]
+    children = mlflow.search_runs(experiment_names=["adagrpo_pipeline"],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent['run_id']}'")
+    assert len(children) == 2 * len(VARIANTS) and children["params.lr"].notna().all()
+
     out = kedro(project, "run", "--pipeline=compare")
     expected = {f"{v}.seed_{s}.{n}" for v in VARIANTS for s in (0, 1) for n in ("train_policy", "evaluate_checkpoints")}
     assert ran_nodes(out) == expected | REFERENCES | seeded_references(0, 1)
@@ -66,8 +79,10 @@ def test_compare_namespaces_notebook_and_viz(project: Path) -> None:
     # the plan of runs follows --params: exactly seed 5 (not in the configuration) trains and is reported
     out = kedro(project, "run", "--pipeline=compare", "--params", "adagrpo.seeds=[5]")
     assert ran_nodes(out) == ({f"{v}.seed_5.{n}" for v in VARIANTS for n in ("train_policy", "evaluate_checkpoints")}
-                              | REFERENCES | seeded_references(5))
-    assert "4 variants x 1 seed [5]" in (project / "data/08_reporting/report.md").read_text()
+                              | REFERENCES | seeded_references(0, 1))
+    assert "6 variants x 1 seed [5]" in (project / "data/08_reporting/report.md").read_text()
+    summary = json.loads((project / "data/08_reporting/summary.json").read_text())
+    assert summary["models"]["adagrpo"]["seeds"] == 1 and "delta_vs_sft_continue" in summary["models"]["adagrpo"]["checkpoints"]["best"]
     # --env gpu has its own plan (seeds 0-4; conf/local is not read then, so the tiny sizes come as --params)
     tiny_rl = ("adagrpo.max_steps=2,adagrpo.checkpoint_every=2,adagrpo.eval_every=2,adagrpo.eval_users=10,"
                "adagrpo.batch_size=16,adagrpo.rollout.group_size=4,adagrpo.eval_beams=10")

@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from kedro.io import DataCatalog, MemoryDataset
@@ -16,6 +17,7 @@ from kedro.runner import SequentialRunner
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.runs import RunPlan
+from adagrpo_pipeline.adagrpo.tuning import TuneParams
 from adagrpo_pipeline.pipelines import (
     adagrpo,
     compare,
@@ -24,6 +26,7 @@ from adagrpo_pipeline.pipelines import (
     reward,
     sft,
     tokenize,
+    tune,
 )
 from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
 from adagrpo_pipeline.recdata.config import IngestParams
@@ -36,7 +39,7 @@ from adagrpo_pipeline.training.checkpoint import StoredWeights
 from conftest import TINY_RUN, load_parameters
 
 MODELS = {"ingest": IngestParams, "tokenize": TokenizeParams, "sft": SftParams, "reward": RewardParams,
-          "adagrpo": AdaGrpoParams, "evaluate": EvaluateParams}
+          "adagrpo": AdaGrpoParams, "evaluate": EvaluateParams, "tune": TuneParams}
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -71,7 +74,7 @@ def params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     state = tmp_path_factory.mktemp("state")
     raw = _merge(load_parameters("base"), TINY_RUN)
     raw = _merge(raw, {"sft": {"state_dir": str(state / "sft")}, "reward": {"ranker": {"state_dir": str(state / "ranker")}},
-                       "adagrpo": {"state_dir": str(state / "rl")},
+                       "adagrpo": {"state_dir": str(state / "rl")}, "tune": {"state_dir": str(state / "tune")},
                        "evaluate": {"sasrec": {"state_dir": str(state / "sasrec")}}})
     return {f"params:{k}": m.model_validate(raw[k]) for k, m in MODELS.items()}
 
@@ -156,7 +159,7 @@ def test_reward_informativeness_is_measured_on_the_sft_rollouts(rewarded, ingest
         assert 0 <= f[f"{name}_ci_low"] <= f[name] <= f[f"{name}_ci_high"] <= 1, name
     assert 0 <= f["pass_rate_random_mean"] <= 1 and f["pass_rate_random_std"] >= 0
     assert not abs(f["spearman_reward_popularity"]) > 1 and 0 <= f["history_rollout_share"] <= 1  # NaN: < 3 scored rollouts
-    assert rewarded["reward_informativeness_metrics"]["reward_informativeness.pass_rate_reward"]["value"] == f["pass_rate_reward"]
+    assert rewarded["reward_informativeness_metrics"]["pass_rate_reward"]["value"] == f["pass_rate_reward"]
 
 
 def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, params) -> None:
@@ -203,12 +206,42 @@ def test_train_adagrpo_then_evaluate_reports_one_seed_without_spread(upstream, p
     assert summary["reward"]["auc_target_vs_rollouts"] == upstream["reward_informativeness"]["figures"]["auc_target_vs_rollouts"]
 
 
-def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> None:
+@pytest.fixture(scope="module")
+def tuned(upstream, params) -> dict[str, Any]:
+    plan = _plan(params)
+    return run(tune.create_pipeline(plan.tune), {**upstream, **{f"params:runs.{r.namespace}": r for r in plan.tune}})
+
+
+def test_tune_gives_every_variant_the_same_budget_and_is_deterministic(tuned, upstream, params) -> None:
+    settings, trials = tuned["tuned_settings"], tuned["tuning_trials"]
+    plan = _plan(params)
+    names = [r.variant.name for r in plan.compare if r.seed == 0]
+    assert sorted(settings["variants"]) == sorted(names) and settings["budget"]["trials_per_variant"] == 2
+    assert trials.groupby("variant").size().to_dict() == {v: 2 for v in names}
+    ada = settings["variants"]["adagrpo"]["params"]
+    assert set(ada) == {"lr", "lam", "k_pol", "k_rew", "max_steps"} and set(settings["variants"]["sft_continue"]["params"]) == {
+        "lr", "max_steps"}
+    for control in ("random_gate", "mix_matched"):  # the controls use AdaGRPO's gate
+        chosen = settings["variants"][control]["params"]
+        assert (chosen["k_pol"], chosen["k_rew"]) == (ada["k_pol"], ada["k_rew"]) and "lam" in chosen
+    for v in names:  # the chosen trial is the best one on valid
+        rows = trials[trials["variant"] == v]
+        assert settings["variants"][v]["score"] == rows["score"].max()
+        assert 1e-5 <= rows["lr"].min() and rows["lr"].max() <= 1e-3
+    again = run(tune.create_pipeline(plan.tune[:1]), {**upstream, f"params:runs.{plan.tune[0].namespace}": plan.tune[0]})
+    first = trials[trials["variant"] == "adagrpo"].dropna(axis=1, how="all").reset_index(drop=True)
+    pd.testing.assert_frame_equal(again["tuning_trials"][first.columns], first, check_dtype=False)  # same seed, same trials
+
+
+def test_compare_summarises_every_variant_over_its_seeds(upstream, params, tuned) -> None:
     plan = _plan(params)
     assert [r.namespace for r in plan.compare[:6]] == ["sft_continue.seed_0", "grpo.seed_0", "mix_0p5.seed_0",
                                                        "mix_matched.seed_0", "random_gate.seed_0", "adagrpo.seed_0"]
-    data = {**upstream, **{f"params:runs.{r.namespace}": r for r in (*plan.compare, *plan.references)}}
+    data = {**upstream, "tuned_settings": tuned["tuned_settings"],
+            **{f"params:runs.{r.namespace}": r for r in (*plan.compare, *plan.references)}}
     out = run(compare.create_pipeline(plan.compare, plan.references), data)
+    chosen = tuned["tuned_settings"]["variants"]["adagrpo"]["params"]
+    assert len(out["adagrpo.seed_0.training_history"]) == chosen["max_steps"] + 1  # trained with its tuned length
     summary, results = out["evaluation_summary"], out["evaluation_results"]
     final = results[results["checkpoint"] == "final"]
     for variant in ("sft_continue", "grpo", "mix_0p5", "mix_matched", "random_gate", "adagrpo"):
@@ -231,9 +264,10 @@ def test_compare_summarises_every_variant_over_its_seeds(upstream, params) -> No
         (mean - sft_hits.reindex(mean.index)).mean())
     entry = out["summary_json"]["models"]["random_gate"]["checkpoints"]["best"]
     assert set(entry) == {"metrics", "delta_vs_sft", "delta_vs_sft_continue"}
-    # the controls' dose follows the gate batch by batch: mix_matched weighs every sample by the admitted share
+    # the controls' dose follows the gate batch by batch: mix_matched weighs every sample by λ x the admitted share
     h = out["mix_matched.seed_0.training_history"].iloc[1:]
-    assert np.allclose(h["grpo_dose"], h["admitted"])
+    lam = tuned["tuned_settings"]["variants"]["mix_matched"]["params"]["lam"]
+    assert np.allclose(h["grpo_dose"], lam * h["admitted"])
     # the reference models trained with each seed: their own rows, their spread, the paired difference
     assert out["sft.seed_1.sft_policy"].config["seed"] == 1 and out["sasrec.seed_1.sasrec_model"].config["seed"] == 1
     seeded = results[results["variant"].isin(["sft", "sasrec"]) & results["seed"].notna()]
@@ -259,4 +293,4 @@ def test_each_pipeline_reads_what_an_earlier_one_writes_or_the_raw_source() -> N
     assert free == set(), free
     assert compare.create_pipeline(plan.compare).inputs() - {f"params:{k}" for k in MODELS} == {
         f"params:runs.{r.namespace}" for r in plan.compare} | set(adagrpo.pipeline.SHARED_INPUTS) | {
-        "test_sequences", "items", "ranker_evaluation", "ranker_test_hits", "reward_informativeness"}
+        "test_sequences", "items", "ranker_evaluation", "ranker_test_hits", "reward_informativeness", "tuned_settings"}

@@ -64,4 +64,4 @@ def test_reward_pipeline_on_synthetic(project: Path, tiny_synthetic_params, mlfl
     assert run["metrics.reward_metrics.calibrated_ece"] == values[("calibrated", "ece")]
     assert run["metrics.ranker.valid_auc"] == history["valid_auc"].iloc[-1]
     info = json.loads(_latest(project, "data/08_reporting/reward_informativeness.json").read_text())["figures"]
-    assert run["metrics.reward_informativeness.auc_target_vs_rollouts"] == pytest.approx(info["auc_target_vs_rollouts"])
+    assert run["metrics.reward_informativeness_metrics.auc_target_vs_rollouts"] == pytest.approx(info["auc_target_vs_rollouts"])

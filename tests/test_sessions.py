@@ -32,9 +32,9 @@ def test_kedro_rejects_bad_runtime_params_before_any_node(project: Path) -> None
 
 
 def test_each_session_builds_compare_from_its_own_parameters_and_environment(project: Path) -> None:
-    variants = ("sft_continue", "grpo", "mix_0p25", "mix_0p5", "adagrpo")
+    variants = ("sft_continue", "grpo", "mix_0p5", "mix_matched", "random_gate", "adagrpo")
     assert _compare_runs(project) == {f"{v}.seed_{s}" for v in variants for s in (0, 1, 2)}
     assert _compare_runs(project, runtime_params={"adagrpo": {"seeds": [5], "mix_alphas": [0.3]}}) == {
-        f"{v}.seed_5" for v in ("sft_continue", "grpo", "mix_0p3", "adagrpo")}
+        f"{v}.seed_5" for v in ("sft_continue", "grpo", "mix_0p3", "mix_matched", "random_gate", "adagrpo")}
     assert _compare_runs(project, env="gpu") == {f"{v}.seed_{s}" for v in variants for s in range(5)}
-    assert len(_compare_runs(project)) == 15  # and back: nothing of the previous session is kept
+    assert len(_compare_runs(project)) == 18  # and back: nothing of the previous session is kept

@@ -34,7 +34,7 @@ def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
     sft = versions(project, "data/06_models/sft_policy")
     assert len(sft) == 1 and {p.name for p in sft[0].iterdir()} == {"config.json", "model.safetensors"}
     series = versions(project, "data/06_models/rl/adagrpo/checkpoints")
-    assert len(series) == 1 and sorted(p.name for p in series[0].iterdir()) == ["step-000003", "step-000006"]
+    assert len(series) == 1 and sorted(p.name for p in series[0].iterdir()) == ["step-000000", "step-000003", "step-000006"]
 
     first = pd.read_parquet(versions(project, "data/08_reporting/evaluation_results.parquet")[-1])
     assert list(first["model"]) == ["sft", "popularity", "sasrec", "ranker_as_retriever", "adagrpo", "adagrpo"]
@@ -48,7 +48,11 @@ def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
     assert ranker["hallucination@10"] == 0 and ranker["hr@5"] <= ranker["hr@10"]
 
     evals = pd.read_parquet(versions(project, "data/08_reporting/rl/adagrpo/checkpoint_evaluation.parquet")[-1])
-    assert sorted(zip(evals["step"], evals["split"], strict=True)) == [(3, "test"), (3, "valid"), (6, "test"), (6, "valid")]
+    assert sorted(zip(evals["step"], evals["split"], strict=True)) == [
+        (0, "test"), (0, "valid"), (3, "test"), (3, "valid"), (6, "test"), (6, "valid")]  # step 0 = the SFT policy
+    sft_row = first.set_index("model").loc["sft"]
+    step0 = evals[(evals["step"] == 0) & (evals["split"] == "test")].iloc[0]
+    assert step0["hr@10"] == sft_row["hr@10"] and step0["hr@10_filtered"] == sft_row["hr@10_filtered"]
     best = first[first["checkpoint"] == "best"].iloc[0]
     valid = evals[evals["split"] == "valid"].sort_values("step")
     assert best["step"] == valid.loc[valid["ndcg@10_filtered"].idxmax(), "step"]  # chosen on valid, reported on test
@@ -62,7 +66,7 @@ def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
 
     report = (project / "data/08_reporting/report.md").read_text()
     for section in ("## Variants (mean ± std over seeds)", "## Reference rows", "## Strata", "## Configuration",
-                    "report_frontier.png", "MLflow run: "):
+                    "## Paired differences", "## Reward informativeness", "report_frontier.png", "MLflow run: "):
         assert section in report, section
     for plot in ("report_dynamics", "report_frontier", "report_strata"):
         assert (project / f"data/08_reporting/{plot}.png").stat().st_size > 10_000

@@ -20,12 +20,14 @@ from adagrpo_pipeline.pipelines import (
     reward,
     sft,
     tokenize,
+    tune,
 )
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Every stage; `train_adagrpo` chains them (ingest → tokenize → sft → reward → adagrpo →
-    evaluate) and is `__default__` (plain `kedro run`); `compare` runs every variant × seed."""
+    evaluate) and is `__default__` (plain `kedro run`); `tune` searches every variant's knobs on
+    valid with the same budget; `compare` runs every variant × seed with the tuned settings."""
     plan = active_run_plan()
     stages = {
         "ingest": ingest.create_pipeline(),
@@ -36,4 +38,5 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluate": evaluate.create_pipeline([plan.main]),
     }
     main = sum(stages.values(), Pipeline([]))
-    return {**stages, "compare": compare.create_pipeline(plan.compare, plan.references), MAIN_JOB: main, "__default__": main}
+    return {**stages, "tune": tune.create_pipeline(plan.tune),
+            "compare": compare.create_pipeline(plan.compare, plan.references), MAIN_JOB: main, "__default__": main}

@@ -5,6 +5,8 @@
   `adagrpo` and `evaluate` pipelines);
 - `compare`: every variant of `adagrpo.mix_alphas` for every seed of `adagrpo.seeds`,
   namespace `<variant>.seed_<seed>` (the `compare` pipeline);
+- `tune`: one run spec per variant of `compare` (namespace `tune.<variant>`, seed
+  `adagrpo.seed`): the trials of `kedro run --pipeline=tune`;
 - `references`: the SFT policy and the `sasrec` retriever trained again with every seed of
   `adagrpo.reference_seeds` (none by default: ~7 minutes a seed on 2 CPU cores), namespaces
   `sft.seed_<seed>` and `sasrec.seed_<seed>` (`compare`'s reference rows get a spread over seeds;
@@ -65,6 +67,7 @@ class RunPlan:
     main: RunSpec
     compare: tuple[RunSpec, ...]
     references: tuple[ReferenceSpec, ...]
+    tune: tuple[RunSpec, ...]  # one per variant of `compare`, namespace tune.<variant>, AdaGRPO first
 
     @classmethod
     def from_params(cls, params: AdaGrpoParams) -> RunPlan:
@@ -72,8 +75,11 @@ class RunPlan:
         compare = tuple(RunSpec.of(v, s, f"{v.name}.seed_{s}") for s in params.seeds for v in variants(params.mix_alphas))
         references = tuple(ReferenceSpec(namespace=f"{m}.seed_{s}", model=m, seed=s)
                            for m in ("sft", "sasrec") for s in params.reference_seeds)
-        return cls(main, compare, references)
+        kinds = variants(params.mix_alphas)
+        tune = tuple(RunSpec.of(v, params.seed, f"tune.{v.name}")
+                     for v in sorted(kinds, key=lambda v: v.kind != "adagrpo"))  # the controls need AdaGRPO's gate
+        return cls(main, compare, references, tune)
 
     def parameters(self) -> dict[str, RunSpec | ReferenceSpec]:
         """{namespace: spec} of every run and reference: the `runs` parameter block."""
-        return {r.namespace: r for r in (self.main, *self.compare, *self.references)}
+        return {r.namespace: r for r in (self.main, *self.compare, *self.references, *self.tune)}

@@ -11,6 +11,7 @@ import pandas as pd
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.runs import RunSpec
 from adagrpo_pipeline.adagrpo.train import train_rl
+from adagrpo_pipeline.adagrpo.tuning import apply_tuned
 from adagrpo_pipeline.policy.checkpoint import policy_checkpoint
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
 from adagrpo_pipeline.reward.config import RewardParams
@@ -35,9 +36,14 @@ def train_policy(
     params: AdaGrpoParams,
     reward_params: RewardParams,
     run: RunSpec,
+    tuned_settings: dict[str, Any] | None = None,
 ) -> tuple[Checkpoint, dict[str, Checkpoint], pd.DataFrame]:
-    """RL fine-tuning of the SFT policy as `run` says (variant, seed): the final policy, the
-    series of checkpoints (streamed from the files the loop wrote) and the training history."""
+    """RL fine-tuning of the SFT policy as `run` says (variant, seed), with the variant's tuned
+    settings when given (`compare`): the final policy, the series of checkpoints (streamed from
+    the files the loop wrote) and the training history."""
+    if tuned_settings is not None:
+        params = apply_tuned(params, tuned_settings, run.variant)
+        log.info("%s: tuned settings %s", run.namespace, tuned_settings["variants"][run.variant.name]["params"])
     model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, "cpu")
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params)
     seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)

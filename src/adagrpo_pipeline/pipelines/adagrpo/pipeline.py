@@ -19,16 +19,18 @@ SHARED_INPUTS = ["sft_policy", "ranker_model", "reward_calibration", "train_sequ
                  "semantic_ids", "sid_vocab", "sid_trie"]
 
 
-def run_pipeline(run: RunSpec) -> Pipeline:
+def run_pipeline(run: RunSpec, tuned: bool = False) -> Pipeline:
+    """One run; `tuned`: with the variant's settings from `tuned_settings` (the `tune` pipeline's)."""
+    extra = ["tuned_settings"] if tuned else []
     template = Pipeline([
-        node(train_policy, [*SHARED_INPUTS, "params:adagrpo", "params:reward", "params:run"],
+        node(train_policy, [*SHARED_INPUTS, "params:adagrpo", "params:reward", "params:run", *extra],
              ["policy", "checkpoints", "training_history"], name="train_policy", tags="training"),
     ])
-    return pipeline(template, namespace=run.namespace, inputs=set(SHARED_INPUTS),
+    return pipeline(template, namespace=run.namespace, inputs={*SHARED_INPUTS, *extra},
                     parameters={"params:adagrpo": "params:adagrpo", "params:reward": "params:reward",
                                 "params:run": f"params:runs.{run.namespace}"},
                     tags=["rl", run.variant.name])
 
 
-def create_pipeline(runs: Sequence[RunSpec]) -> Pipeline:
-    return sum((run_pipeline(r) for r in runs), Pipeline([]))
+def create_pipeline(runs: Sequence[RunSpec], tuned: bool = False) -> Pipeline:
+    return sum((run_pipeline(r, tuned) for r in runs), Pipeline([]))

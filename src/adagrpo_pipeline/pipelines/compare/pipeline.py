@@ -3,8 +3,9 @@ every seed of `adagrpo.seeds`), with the same data, steps and parameters, each i
 namespace `<variant>.seed_<seed>`: its training, the evaluation of every checkpoint; the SFT
 policy and the `sasrec` retriever trained again with every seed (`sft.seed_<seed>`,
 `sasrec.seed_<seed>`: the spread of the reference rows and their paired difference); then the
-references and one report with mean ± std over seeds. It starts from the saved SFT policy and
-ranker (run `train_adagrpo`, or `sft` and `reward`, first)."""
+references and one report with mean ± std over seeds and paired CIs. Every run trains with its
+variant's settings from `tuned_settings`: run `train_adagrpo` (or `sft` and `reward`), then
+`tune`, first."""
 
 from __future__ import annotations
 
@@ -18,4 +19,4 @@ from adagrpo_pipeline.pipelines import adagrpo, evaluate, sft
 
 def create_pipeline(runs: Sequence[RunSpec], references: Sequence[ReferenceSpec] = ()) -> Pipeline:
     sft_seeds = sum((sft.seeded_pipeline(r) for r in references if r.model == "sft"), Pipeline([]))
-    return (adagrpo.create_pipeline(runs) + sft_seeds + evaluate.create_pipeline(runs, references)).tag("compare")
+    return (adagrpo.create_pipeline(runs, tuned=True) + sft_seeds + evaluate.create_pipeline(runs, references)).tag("compare")

@@ -167,4 +167,4 @@ def measure_reward_informativeness(sft_policy: Checkpoint, ranker_model: Checkpo
     document = {"figures": figures, "split": "valid", "policy": "sft", "k_rew": rl_params.k_rew, "seed": rl_params.seed,
                 "rollout": rl_params.rollout.model_dump(), "seen_item_reward": params.seen_item_reward,
                 "per_sample_summary": per_sample.describe().to_dict()}
-    return document, metrics_payload(figures, prefix="reward_informativeness.")
+    return document, metrics_payload(figures)  # MLflow: reward_informativeness_metrics.<figure>
