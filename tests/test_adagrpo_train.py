@@ -56,7 +56,7 @@ def _reward() -> RewardModel:
 class LikesSeven(RewardModel):
     """Reward 0.95 for item 7, 0.05 for any other item (0 for invalid)."""
 
-    def raw_scores(self, histories, candidate_item_ids):
+    def raw_scores(self, histories, candidate_item_ids, users=None):
         cand = torch.as_tensor(candidate_item_ids)
         return torch.where(cand == 7, 3.0, -3.0)
 

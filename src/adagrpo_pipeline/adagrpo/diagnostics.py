@@ -97,7 +97,7 @@ def sample_diagnostics(model, encoder: HistoryEncoder, samples: pd.DataFrame, tr
         sl = slice(lo, lo + batch_size)
         x, mask = (t.to(device) for t in encoder(histories[sl], users[sl]))
         ro = rollout(model, x, mask, encoder.targets(targets[sl]).to(device), targets[sl], histories[sl], trie,
-                     reward_model, rollout_params, rollout_generator(seed, lo, device))
+                     reward_model, rollout_params, rollout_generator(seed, lo, device), users[sl])
         logp = sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs)
         diag = diagnose(ro, logp, encoder.layout.vocab_size, k_pol, k_rew)
         out.append(diag.frame().assign(user_id=users[sl]))

@@ -94,7 +94,7 @@ def reward_informativeness(model, encoder: HistoryEncoder, samples: pd.DataFrame
         h = histories[sl]
         x, mask = (t.to(device) for t in encoder(h, users[sl]))
         ro = rollout(model, x, mask, encoder.targets(targets[sl]).to(device), targets[sl], h, trie, reward_model,
-                     rollout_params, rollout_generator(s.seed, lo, device))
+                     rollout_params, rollout_generator(s.seed, lo, device), users[sl])
         items = ro.items.cpu()
         valid = items >= 0
         not_target = items != torch.as_tensor(targets[sl])[:, None]
@@ -103,8 +103,8 @@ def reward_informativeness(model, encoder: HistoryEncoder, samples: pd.DataFrame
         keys, rewards = ro.keys.cpu(), ro.rewards.cpu()
         t_key, t_reward = ro.target_key.cpu(), ro.target_reward.cpu()
         auc = _pairwise_auc(t_reward, rewards, t_key, keys, distinct)
-        raw = reward_model.raw_scores(h, items.clamp(min=0)).cpu()
-        t_raw = reward_model.raw_scores(h, torch.as_tensor(targets[sl])[:, None]).cpu()[:, 0]
+        raw = reward_model.raw_scores(h, items.clamp(min=0), users[sl]).cpu()
+        t_raw = reward_model.raw_scores(h, torch.as_tensor(targets[sl])[:, None], users[sl]).cpu()[:, 0]
         zeros = torch.zeros_like(raw)
         auc_unseen = _pairwise_auc(t_raw, raw, torch.zeros_like(t_raw), zeros, distinct & ~in_hist)
         seq_keys = sequence_keys(ro.seqs.cpu(), encoder.layout.vocab_size)
@@ -143,7 +143,7 @@ def reward_informativeness(model, encoder: HistoryEncoder, samples: pd.DataFrame
                                                    / max(per_sample["valid_rollouts"].sum(), 1)),
                     "reward_history_items": float(hist_r.mean()) if len(hist_r) else float("nan"),
                     "reward_other_items": float(other_r.mean()) if len(other_r) else float("nan")})
-    scores = catalog_scores(reward_model.ranker, samples["history"], reward_model.batch_size)
+    scores = catalog_scores(reward_model.ranker, samples["history"], reward_model.batch_size, users)
     ranker_m = retrieval_metrics(scores, targets, seen, [10])
     pop_m = retrieval_metrics(pop.float()[None, :].expand(len(samples), -1), targets, seen, [10])
     for prefix, m in (("retriever", ranker_m), ("popularity", pop_m)):

@@ -49,7 +49,7 @@ def sequence_logprobs(model, hidden: torch.Tensor, mask: torch.Tensor, seqs: tor
 
 def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Tensor, targets: np.ndarray,
             histories: list, trie: SidTrie, reward_model: RewardModel, r: RolloutParams,
-            generator: torch.Generator) -> Rollouts:
+            generator: torch.Generator, users: np.ndarray | None = None) -> Rollouts:
     """G candidates per sample (sampling at `r.temperature` or beam search; inside the trie or
     free), rewarded by `reward_model` (invalid → its `invalid_reward`), beside y* and its reward."""
     constraint = trie if r.constrained else None
@@ -59,7 +59,7 @@ def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Ten
     else:
         dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
     cand = torch.cat([torch.tensor(np.asarray(targets), device=dec.items.device)[:, None], dec.items], dim=1)
-    scored = reward_model.score(histories, cand)  # y* and its rollouts in one ranker pass
+    scored = reward_model.score(histories, cand, users)  # y* and its rollouts in one ranker pass
     rewards, keys = scored.rewards.float(), scored.keys.float()
     seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)
     return Rollouts(seqs, dec.items, rewards[:, 1:], rewards[:, 0], keys[:, 1:], keys[:, 0])

@@ -110,7 +110,7 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
     s.policy.raw.eval()
     with s.policy.accelerator.autocast():
         ro = rollout(s.policy.raw, x, mask, target_tokens, targets, histories, s.trie, s.reward, s.params.rollout,
-                     rollout_generator(s.run.seed, step, s.device))
+                     rollout_generator(s.run.seed, step, s.device), users)
     gate_rng = torch.Generator().manual_seed(int(s.run.seed) * 1_000_003 + step)
     logp_old, first = None, None
     for _ in range(s.params.inner_steps):

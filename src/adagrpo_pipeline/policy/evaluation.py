@@ -45,17 +45,18 @@ def list_metrics(ranked: np.ndarray, targets: np.ndarray, ks: list[int], seen: l
     return m
 
 
-RewardFn = Callable[[list, torch.Tensor], torch.Tensor]
+RewardFn = Callable[[list, torch.Tensor, np.ndarray], torch.Tensor]  # (histories, candidates, users) -> rewards
 
 
-def list_quality(ranked: np.ndarray, histories: list, n_items: int, reward_fn: RewardFn | None, k: int = 10) -> dict[str, float]:
+def list_quality(ranked: np.ndarray, histories: list, n_items: int, reward_fn: RewardFn | None, k: int = 10,
+                 users: np.ndarray | None = None) -> dict[str, float]:
     """Catalog coverage of the top-k lists (distinct items named / catalog size) and, with a
     reward function, the mean reward of the top-k entries (invalid entries get its
     `invalid_reward`)."""
     top = ranked[:, :k]
     m = {f"coverage@{k}": float(len(np.unique(top[top >= 0])) / n_items)}
     if reward_fn is not None:
-        m[f"reward@{k}"] = float(reward_fn(histories, torch.as_tensor(top)).float().mean())
+        m[f"reward@{k}"] = float(reward_fn(histories, torch.as_tensor(top), users).float().mean())
     return m
 
 
@@ -66,7 +67,8 @@ def validation_metrics(model, encoder: HistoryEncoder, trie: SidTrie, valid: pd.
     the mean reward of the top-10, all from unconstrained beam search."""
     ranked = decode_lists(model, encoder, valid, trie, beams, constrained=False, batch_size=256, device=device)
     m = list_metrics(ranked, valid["target"].to_numpy(), [10], seen)
-    m.update(list_quality(ranked, valid["history"].to_list(), len(encoder.item_tokens), reward_fn))
+    m.update(list_quality(ranked, valid["history"].to_list(), len(encoder.item_tokens), reward_fn,
+                          users=valid["user_id"].to_numpy()))
     return {f"valid_{k}": v for k, v in m.items()}
 
 
@@ -82,7 +84,8 @@ def evaluate_policy(model, encoder: HistoryEncoder, trie: SidTrie, samples: pd.D
     if constrained:
         cm = list_metrics(decode_lists(model, encoder, samples, trie, beams, True, batch_size, device), targets, ks, seen)
         metrics.update({f"constrained_{k}": v for k, v in cm.items() if "hallucination" not in k})
-    metrics.update(list_quality(free, samples["history"].to_list(), len(encoder.item_tokens), reward_fn))
+    metrics.update(list_quality(free, samples["history"].to_list(), len(encoder.item_tokens), reward_fn,
+                                users=samples["user_id"].to_numpy()))
     return metrics, free
 
 
@@ -118,5 +121,6 @@ def evaluate_scores(scores: torch.Tensor, samples: pd.DataFrame, seen: list[set[
     targets = samples["target"].to_numpy()
     ranked, filtered = catalog_rankings(scores, seen, min(max(*ks, 10), scores.shape[1]))
     m = _ranked_metrics(ranked, filtered, targets, ks)
-    m.update(list_quality(ranked, samples["history"].to_list(), scores.shape[1], reward_fn))
+    m.update(list_quality(ranked, samples["history"].to_list(), scores.shape[1], reward_fn,
+                          users=samples["user_id"].to_numpy()))
     return m, hits_table(samples["user_id"].to_numpy(), targets, ranked, filtered)

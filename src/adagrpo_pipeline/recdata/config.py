@@ -36,6 +36,11 @@ class ExposurePolicy(_Strict):
 
     slate_size: int = Field(10, ge=2)
     popularity_gamma: float = Field(1.0, ge=0.0, description="items drawn with probability ∝ popularity ** gamma")
+    personalized_share: float = Field(0.0, ge=0.0, le=1.0, description="share of a slate's other items drawn from the "
+                                      "co-occurrence neighbours of the user's recent items (the rest ∝ popularity ** gamma)")
+    neighbors: int = Field(50, ge=1, description="co-occurrence neighbours kept per item")
+    recent: int = Field(5, ge=1, description="the user's last N items before the request whose neighbours are candidates")
+    window: int = Field(3, ge=1, description="two items co-occur when at most this many events apart in a user's sequence")
     seed: int = 0
 
 

@@ -6,6 +6,17 @@ items drawn without replacement with probability proportional to popularity ** g
 (popularity = interaction count of the item). Positions are a seeded random permutation, so
 the interacted item is equally likely at every position.
 
+Personalised (`personalized_share` ρ > 0), as a production logging policy is: each draw of a
+slate's candidate stream comes with probability ρ from the user's own neighbourhood — one of
+the user's last `recent` items before the request, uniformly, then one of its `neighbors`
+strongest co-occurrence neighbours ∝ cosine similarity (co-occurrences / √(n_a · n_b), as
+item-based collaborative filtering ranks neighbours; two items co-occur when at most
+`window` events apart in a user's sequence, counted on the training events only: every user's
+last two events, the valid and test targets, are left out) — and with probability 1 − ρ ∝
+popularity ** gamma. The first `slate_size - 1` distinct candidates other than the interacted
+item fill the slate. A request without history, or a row whose stream is too short, is filled
+∝ popularity ** gamma as above.
+
 Sampling: for each request, items are drawn *with* replacement ∝ weight (a binary search in
 the cumulative weights), and the first `slate_size - 1` distinct draws other than the
 interacted item are kept. Skipping repeats is exactly sequential sampling without
@@ -83,6 +94,69 @@ def gumbel_top_k(weights: np.ndarray, exclude: np.ndarray, k: int, rng: np.rando
     return out
 
 
+def cooccurrence_neighbors(interactions: pd.DataFrame, n_items: int, window: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's `k` most similar items by cosine-normalised co-occurrence (n_items, k) and
+    their cumulative similarities (n_items, k), from every user's events but the last two
+    (`interactions` ordered by user then time). Items that co-occur with nothing have zero weights."""
+    users = interactions["user_id"].to_numpy(np.int64)
+    items = interactions["item_id"].to_numpy(np.int64)
+    rank_from_end = interactions.groupby("user_id").cumcount(ascending=False).to_numpy()
+    keep = rank_from_end >= 2
+    users, items = users[keep], items[keep]
+    counts = np.zeros((n_items, n_items), dtype=np.float32)
+    for lag in range(1, window + 1):
+        same = users[lag:] == users[:-lag]
+        a, b = items[:-lag][same], items[lag:][same]
+        np.add.at(counts, (a, b), 1.0)
+        np.add.at(counts, (b, a), 1.0)
+    np.fill_diagonal(counts, 0.0)
+    freq = np.bincount(items, minlength=n_items).astype(np.float32)
+    norm = np.sqrt(np.maximum(freq, 1.0))
+    counts /= norm[:, None] * norm[None, :]  # cosine item-item similarity, as item-based CF ranks neighbours
+    k = min(k, n_items - 1)
+    idx = np.argpartition(-counts, k - 1, axis=1)[:, :k] if k > 0 else np.zeros((n_items, 0), dtype=np.int64)
+    weights = np.take_along_axis(counts, idx, axis=1).astype(np.float64)
+    return idx.astype(np.int64), np.cumsum(weights, axis=1)
+
+
+def _personal_draws(interactions: pd.DataFrame, idx: np.ndarray, cum: np.ndarray, recent: int, m: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """(n_requests, m) neighbour draws of one of the user's last `recent` items before each
+    request; -1 where the request has no history or its anchor has no neighbour."""
+    users = interactions["user_id"].to_numpy(np.int64)
+    items = interactions["item_id"].to_numpy(np.int64)
+    n = len(users)
+    first = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
+    start = np.repeat(first, np.diff(np.r_[first, n]))
+    before = np.arange(n) - start  # events of the same user before this one
+    span = np.minimum(before, recent)
+    back = 1 + np.floor(rng.random((n, m)) * np.maximum(span, 1)[:, None]).astype(np.int64)
+    anchors = items[np.clip(np.arange(n)[:, None] - back, 0, None)]
+    total = cum[anchors, -1]
+    u = rng.random((n, m)) * total
+    col = (cum[anchors] <= u[..., None]).sum(axis=-1).clip(max=idx.shape[1] - 1)
+    out = idx[anchors, col]
+    return np.where((span[:, None] > 0) & (total > 0), out, -1)
+
+
+def first_distinct(picks: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first `k` distinct entries of `picks` (in order) that are >= 0 and not
+    `exclude[row]`; and which rows had `k` of them. Rows without get undefined entries."""
+    order = np.argsort(picks, axis=1, kind="stable")
+    ordered = np.take_along_axis(picks, order, axis=1)
+    repeat_sorted = np.zeros_like(ordered, dtype=bool)
+    repeat_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    repeat = np.empty_like(repeat_sorted)
+    np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+    keep = ~repeat & (picks != exclude[:, None]) & (picks >= 0)
+    rank = np.cumsum(keep, axis=1)
+    done = rank[:, -1] >= k if picks.shape[1] else np.zeros(len(picks), dtype=bool)
+    out = np.zeros((len(picks), k), dtype=np.int64)
+    chosen = keep[done] & (rank[done] <= k)
+    out[done] = picks[done][chosen].reshape(-1, k)
+    return out, done
+
+
 def derive_impressions(
     interactions: pd.DataFrame,
     n_items: int,
@@ -90,11 +164,15 @@ def derive_impressions(
     popularity_gamma: float,
     seed: int,
     chunk_size: int = 65536,
+    personalized_share: float = 0.0,
+    neighbors: int = 50,
+    recent: int = 5,
+    window: int = 3,
 ) -> pd.DataFrame:
     """Impressions for logs without them, by the exposure policy above.
 
-    `interactions` must use contiguous item ids in [0, n_items). One request per row, in row
-    order; request_id = row number.
+    `interactions` must use contiguous item ids in [0, n_items), ordered by user then time. One
+    request per row, in row order; request_id = row number.
     """
     items = interactions["item_id"].to_numpy(np.int64)
     popularity = np.bincount(items, minlength=n_items).astype(np.float64)
@@ -112,6 +190,14 @@ def derive_impressions(
     for lo in tqdm(range(0, n_req, chunk_size), desc="exposure policy", unit="chunk", disable=None if n_req > chunk_size else True):
         hi = min(lo + chunk_size, n_req)
         slates[lo:hi, 1:] = sample_distinct(cum_weights, items[lo:hi], slate_size - 1, rng)
+    if personalized_share > 0 and slate_size > 1:  # the personalised stream replaces the slates it can fill
+        idx, cum = cooccurrence_neighbors(interactions, n_items, window, neighbors)
+        m = 4 * (slate_size - 1) + 8
+        personal = _personal_draws(interactions, idx, cum, recent, m, rng)
+        popular = np.searchsorted(cum_weights, rng.random((n_req, m)) * cum_weights[-1], side="right")
+        stream = np.where(rng.random((n_req, m)) < personalized_share, personal, popular)
+        chosen, done = first_distinct(stream, items, slate_size - 1)
+        slates[done, 1:] = chosen[done]
     perm = np.argsort(rng.random((n_req, slate_size)), axis=1)  # random position of each slot
     positions = np.empty_like(perm)
     np.put_along_axis(positions, perm, np.arange(slate_size)[None, :].repeat(n_req, 0), axis=1)

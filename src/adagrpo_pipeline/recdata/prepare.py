@@ -17,6 +17,7 @@ from .schema import (
     INTERACTIONS,
     ITEMS,
     RELEVANCE,
+    USERS,
     RawTables,
     conform,
     empty_frame,
@@ -34,6 +35,7 @@ class DerivedTables:
     user_map: pd.DataFrame
     item_map: pd.DataFrame
     relevance: pd.DataFrame
+    users: pd.DataFrame
     train: pd.DataFrame
     valid: pd.DataFrame
     test: pd.DataFrame
@@ -111,6 +113,24 @@ def drop_held_out(interactions: pd.DataFrame, n_last: int = 2) -> pd.DataFrame:
     return interactions[rank_from_end >= n_last]
 
 
+def users_table(raw_users: pd.DataFrame | None, uniq: np.ndarray) -> pd.DataFrame:
+    """One row per kept user (contiguous ids), with the source's user attributes as strings
+    ('' for a user the attribute table does not list); user_id alone without attributes."""
+    out = pd.DataFrame({"user_id": np.arange(len(uniq), dtype=np.int64)})
+    if raw_users is None or raw_users.empty:
+        return conform(out, USERS)
+    raw = raw_users.drop_duplicates("user_id", keep="first")
+    pos = _lookup(raw["user_id"], uniq)
+    for c in raw.columns.drop("user_id"):
+        col = np.full(len(uniq), "", dtype=object)
+        col[pos[pos >= 0]] = raw.loc[pos >= 0, c].astype(str).to_numpy()
+        out[c] = pd.Series(col, dtype="str")
+    missing = len(uniq) - int((pos >= 0).sum())
+    if missing:
+        log.info("user attributes: %d of %d users are not in the source's user table (attributes '')", missing, len(uniq))
+    return conform(out, USERS, keep_extra=True)
+
+
 def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:
     inter = raw.interactions.copy()
     n0 = len(inter)
@@ -149,10 +169,12 @@ def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:
         derived = False
     else:
         ep = p.exposure_policy
-        impressions = derive_impressions(inter, len(items_u), min(ep.slate_size, len(items_u)), ep.popularity_gamma, ep.seed)
+        impressions = derive_impressions(inter, len(items_u), min(ep.slate_size, len(items_u)), ep.popularity_gamma, ep.seed,
+                                         personalized_share=ep.personalized_share, neighbors=ep.neighbors,
+                                         recent=ep.recent, window=ep.window)
         derived = True
-        log.info("derived %d impressions (%d requests, slate %d, gamma %.2f) by the exposure policy",
-                 len(impressions), len(inter), ep.slate_size, ep.popularity_gamma)
+        log.info("derived %d impressions (%d requests, slate %d, gamma %.2f, personalised share %.2f) by the exposure policy",
+                 len(impressions), len(inter), ep.slate_size, ep.popularity_gamma, ep.personalized_share)
 
     if raw.relevance is not None:
         rel = raw.relevance.assign(user_id=_lookup(raw.relevance["user_id"], users), item_id=_lookup(raw.relevance["item_id"], items_u))
@@ -162,6 +184,7 @@ def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:
 
     train, valid, test = leave_one_out(inter, p.max_history)
     return DerivedTables(
+        users=users_table(raw.users, users),
         interactions=inter,
         impressions=impressions,
         items=items,

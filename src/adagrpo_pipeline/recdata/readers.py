@@ -149,6 +149,18 @@ def _item_text(title: pd.Series, parts: dict[str, pd.Series]) -> pd.Series:
     return text
 
 
+def _users_frame(users: pd.DataFrame | None) -> pd.DataFrame | None:
+    """user_id as in the interactions (integers where they parse) and every attribute as a
+    string ('' where missing)."""
+    if users is None:
+        return None
+    out = users.copy()
+    out["user_id"] = _numeric(out["user_id"])
+    for c in out.columns.drop("user_id"):
+        out[c] = out[c].fillna("").astype(str).str.strip()
+    return out
+
+
 def _items_frame(item_ids: pd.Series, title: pd.Series, attributes: dict[str, pd.Series]) -> pd.DataFrame:
     """item_id, title, text (title + attributes) and one snake_case column per attribute."""
     columns = {"item_id": item_ids, "title": title, "text": _item_text(title, attributes)}
@@ -182,7 +194,13 @@ def _read_ml100k_atomic(folder: Path) -> RawTables:
     year = items["release_year"].fillna("").astype(str)
     genres = items["class"].fillna("").astype(str).str.split().str.join(", ")
     title = items["movie_title"].astype(str)
-    return RawTables("movielens_100k", interactions, _items_frame(items["item_id"], title, {"Release year": year, "Genres": genres}))
+    users = None
+    user_path = folder / "ml-100k.user"
+    if user_path.exists():
+        users = _strip_atomic_types(read_table(user_path, sep="\t", dtype=str, keep_default_na=False))
+        _require_columns(users, ("user_id", "age", "gender", "occupation", "zip_code"), user_path)
+    return RawTables("movielens_100k", interactions, _items_frame(items["item_id"], title, {"Release year": year, "Genres": genres}),
+                     users=_users_frame(users))
 
 
 def _read_ml100k_original(folder: Path) -> RawTables:
@@ -201,7 +219,12 @@ def _read_ml100k_original(folder: Path) -> RawTables:
     title = items["title"].astype(str)
     interactions = _rating_interactions(inter)
     release = items["release_date"].fillna("").astype(str)
-    return RawTables("movielens_100k", interactions, _items_frame(items["item_id"], title, {"Release date": release, "Genres": genres}))
+    user_path, users = folder / "u.user", None
+    if user_path.exists():
+        users = _guarded(user_path, lambda: pd.read_csv(user_path, sep="|", header=None, dtype=str, keep_default_na=False,
+                                                        names=["user_id", "age", "gender", "occupation", "zip_code"]))
+    return RawTables("movielens_100k", interactions, _items_frame(items["item_id"], title, {"Release date": release, "Genres": genres}),
+                     users=_users_frame(users))
 
 
 def _rating_interactions(ratings: pd.DataFrame) -> pd.DataFrame:

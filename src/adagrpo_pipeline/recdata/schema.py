@@ -18,6 +18,7 @@ IMPRESSIONS = {
 }
 ITEMS = {"item_id": "int64", "title": "str", "text": "str"}
 RELEVANCE = {"user_id": "int64", "item_id": "int64", "relevance": "float64"}
+USERS = {"user_id": "int64"}  # plus one string column per user attribute the source has (none: user_id only)
 
 # Raw tables carry the source's own ids (integers or strings) and may carry `value`
 # (a rating or review score) used by `min_value` filtering.
@@ -47,6 +48,8 @@ class RawTables:
 
     `impressions` is None when the source has no impression log (they are then derived by
     the exposure policy). `relevance` is the simulator's ground truth, None for real sources.
+    `users` holds user attributes where the source has them (what a production ranker sees and
+    the policy does not), else None.
     """
 
     source: str
@@ -54,6 +57,7 @@ class RawTables:
     items: pd.DataFrame
     impressions: pd.DataFrame | None = None
     relevance: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None  # user_id + attribute columns (e.g. MovieLens age, gender, occupation, zip)
 
 
 def sequences_frame(user_ids: np.ndarray, histories: list[np.ndarray], targets: np.ndarray) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from .schema import (
     RAW_INTERACTIONS,
     RAW_ITEMS,
     RELEVANCE,
+    USERS,
 )
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -236,6 +237,16 @@ def sequences_suites(name: str, df: pd.DataFrame, n_users: int, n_items: int, ma
     hist = pd.DataFrame({"item_id": np.concatenate(df["history"].to_list()) if len(df) else np.array([], dtype=np.int64)})
     h = Suite(f"{name}.history", hist, ("item_id",)).integer("item_id").between("item_id", 0, n_items - 1)
     return [s, h]
+
+
+def users_suite(df: pd.DataFrame, n_users: int) -> Suite:
+    """One row per user id 0..n_users-1; attributes are strings ('' where unknown)."""
+    s = Suite("users", df, tuple(USERS))
+    s.not_null(*df.columns).integer("user_id").between("user_id", 0, n_users - 1).unique("user_id")
+    for c in df.columns.drop("user_id"):
+        s.of_type(c, "str")
+    s.expectations.append(E.ExpectTableRowCountToEqual(value=n_users))
+    return s
 
 
 def relevance_suite(df: pd.DataFrame, n_users: int, n_items: int) -> Suite:

@@ -13,8 +13,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RankerFeatures(_Strict):
+    """What the ranker sees besides the history (`adagrpo_pipeline.reward.features`); all off =
+    the plain SASRec ranker."""
+
+    users: bool = Field(True, description="user attributes of the `users` table (e.g. age, gender, occupation, zip)")
+    items: bool = Field(True, description="item attribute columns of the `items` table (e.g. genres, year)")
+    text: bool = Field(True, description="the item embedding of `tokenize` (text and co-occurrence)")
+    position: bool = Field(True, description="a position bias learnt in training, left out at scoring time")
+    user_columns: list[str] | None = Field(None, description="user attribute columns; null = all")
+    item_columns: list[str] | None = Field(None, description="item attribute columns; null = all but title and text")
+    buckets: int = Field(8, ge=2, description="quantile buckets of a numeric attribute")
+    max_categories: int = Field(50, ge=1, description="most frequent values of a text attribute kept (others share a code)")
+    prefix: dict[str, int] = Field(default_factory=lambda: {"zip_code": 1},
+                                   description="columns coded by their first N characters (zip code -> region)")
+
+    @property
+    def any(self) -> bool:
+        return self.users or self.items or self.text or self.position
+
+
 class RankerTrainParams(_Strict):
     model: SASRecSize = SASRecSize()
+    features: RankerFeatures = RankerFeatures()
     max_history: int = Field(20, ge=1, description="history items the ranker reads (most recent)")
     batch_size: int = Field(256, ge=1, description="requests (slates) per step")
     lr: float = Field(3e-3, gt=0)

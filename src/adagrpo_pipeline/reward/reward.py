@@ -81,21 +81,26 @@ class RewardModel:
         return cand
 
     @torch.no_grad()
-    def raw_scores(self, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor) -> torch.Tensor:
-        """(B, G) ranker logits; meaningless where a candidate is < 0."""
+    def raw_scores(self, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor,
+                   users: np.ndarray | None = None) -> torch.Tensor:
+        """(B, G) ranker logits; meaningless where a candidate is < 0. `users`: the samples' user
+        ids (needed by a ranker that reads user attributes)."""
         cand = self._candidates(histories, candidate_item_ids)
         out = torch.empty(cand.shape, device=self.device)
         for lo in range(0, len(histories), self.batch_size):
             hi = min(lo + self.batch_size, len(histories))
             tokens, lengths = pack_histories(histories[lo:hi], self.ranker.max_history)
-            out[lo:hi] = self.ranker(tokens.to(self.device), lengths.to(self.device), cand[lo:hi]).float()
+            reads = users is not None and getattr(self.ranker, "reads_users", False)
+            extra = {"users": torch.as_tensor(np.array(users[lo:hi], dtype=np.int64), device=self.device)} if reads else {}
+            out[lo:hi] = self.ranker(tokens.to(self.device), lengths.to(self.device), cand[lo:hi], **extra).float()
         return out
 
-    def score(self, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor) -> Scored:
+    def score(self, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor,
+              users: np.ndarray | None = None) -> Scored:
         """Rewards in [0, 1] (calibrated probabilities; `invalid_reward` where the candidate id is
         < 0, the seen-item reward where it is a history item) and the diagnostic's ranking keys."""
         cand = self._candidates(histories, candidate_item_ids)
-        raw = self.raw_scores(histories, cand)
+        raw = self.raw_scores(histories, cand, users)
         rewards = apply_calibrator(self.calibrator, raw)
         fixed = cand < 0
         rewards = torch.where(fixed, torch.full_like(rewards, self.invalid_reward), rewards)
@@ -106,6 +111,7 @@ class RewardModel:
             fixed = fixed | seen
         return Scored(rewards, torch.where(fixed, torch.full_like(raw, float("-inf")), raw))
 
-    def __call__(self, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor) -> torch.Tensor:
+    def __call__(self, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor,
+                 users: np.ndarray | None = None) -> torch.Tensor:
         """(B, G) rewards (see `score`)."""
-        return self.score(histories, candidate_item_ids).rewards
+        return self.score(histories, candidate_item_ids, users).rewards

@@ -5,6 +5,7 @@ Accelerate, in the project's training-loop scaffold: seeded batches, validation 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,32 +42,49 @@ def _batch(events: EventIndex, req: Requests, idx: np.ndarray, max_history: int,
     return tokens.to(device), lengths.to(device), items.to(device)
 
 
+def _scores(model, events: EventIndex, req: Requests, idx: np.ndarray, device: torch.device, position: bool = False,
+            raw: torch.nn.Module | None = None):
+    """Raw scores of the requests' slates; a feature ranker also reads the users and, in training
+    with `position`, each slot's position (slates are ordered by position). `raw`: the unwrapped
+    model when `model` is a distributed wrapper."""
+    raw = raw if raw is not None else model
+    tokens, lengths, items = _batch(events, req, idx, raw.max_history, device)
+    if not getattr(raw, "reads_users", False):
+        return model(tokens, lengths, items)
+    users = torch.as_tensor(req.users[idx], device=device)
+    positions = torch.arange(items.shape[1], device=device).expand_as(items) if position else None
+    return model(tokens, lengths, items, users=users, positions=positions)
+
+
 @torch.no_grad()
-def score_requests(model: SASRec, events: EventIndex, req: Requests, batch_size: int, device: torch.device) -> torch.Tensor:
-    """(n, S) raw scores of every slate slot (padding slots included; mask them with slates >= 0)."""
+def score_requests(model, events: EventIndex, req: Requests, batch_size: int, device: torch.device) -> torch.Tensor:
+    """(n, S) raw scores of every slate slot (padding slots included; mask them with slates >= 0),
+    without the position (what the reward sees)."""
     model.eval()
     out = []
     for lo in range(0, len(req), batch_size):
         idx = np.arange(lo, min(lo + batch_size, len(req)))
-        out.append(model(*_batch(events, req, idx, model.max_history, device)).float().cpu())
+        out.append(_scores(model, events, req, idx, device).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, req.slates.shape[1]))
 
 
 def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Requests, params: RankerTrainParams,
-                 log_fn: LogFn | None = None) -> RankerResult:
+                 log_fn: LogFn | None = None, build: Callable[[], torch.nn.Module] | None = None) -> RankerResult:
+    """Train the ranker built by `build` (default: the plain SASRec ranker), seeded by
+    `params.seed` before it is built."""
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(f"the ranker needs train and valid requests, got {len(train)} train and {len(valid)} valid")
     torch.manual_seed(params.seed)
-    t = prepare_training(SASRec(n_items, params.max_history, params.model), params.device, params.lr,
-                         params.weight_decay, params.grad_clip)
+    model = build() if build is not None else SASRec(n_items, params.max_history, params.model)
+    t = prepare_training(model, params.device, params.lr, params.weight_decay, params.grad_clip)
+    position = params.features.position
     raw, device = t.raw, t.device
 
     def step(rows: np.ndarray, _: int) -> dict[str, float]:
-        tokens, lengths, items = _batch(events, train, rows, params.max_history, device)
         labels = torch.as_tensor(train.clicked[rows], dtype=torch.float32, device=device)
-        real = items >= 0  # slates are padded with -1
+        real = torch.as_tensor(train.slates[rows] >= 0, device=device)  # slates are padded with -1
         with t.accelerator.autocast():
-            logits = t.model(tokens, lengths, items).float()
+            logits = _scores(t.model, events, train, rows, device, position, raw).float()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[real], labels[real])
         t.update(loss)
         return {"train_loss": loss.item()}
@@ -76,7 +94,8 @@ def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Reque
         return {"valid_auc": auc(y, s)}
 
     fp = fingerprint({"params": params.model_dump(exclude={"state_dir"}), "n_items": n_items},
-                     [events.items, events.starts, train.users, train.cuts, train.slates, train.clicked])
+                     [events.items, events.starts, train.users, train.cuts, train.slates, train.clicked,
+                      *(b for _, b in raw.named_buffers())])
     loop = TrainingLoop("ranker", Schedule(len(train), params.batch_size, params.seed, params.max_steps,
                                            params.eval_every, params.checkpoint_every),
                         raw, t.optimizer, state_dir=Path(params.state_dir) if params.state_dir else None, fingerprint=fp,

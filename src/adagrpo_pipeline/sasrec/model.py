@@ -83,14 +83,18 @@ def pack_histories(histories: list[np.ndarray] | pd.Series, max_history: int) ->
 
 
 @torch.no_grad()
-def catalog_scores(model: SASRec, histories: list[np.ndarray] | pd.Series, batch_size: int) -> torch.Tensor:
-    """(n, n_items) raw scores of every item for each history, on the model's device."""
+def catalog_scores(model: SASRec, histories: list[np.ndarray] | pd.Series, batch_size: int,
+                   users: np.ndarray | None = None) -> torch.Tensor:
+    """(n, n_items) raw scores of every item for each history, on the model's device; `users`:
+    the samples' user ids, for a model that reads user attributes (the feature ranker)."""
     model.eval()
     device = next(model.parameters()).device
     out = []
     for lo in range(0, len(histories), batch_size):
         tokens, lengths = pack_histories(histories[lo : lo + batch_size], model.max_history)
-        out.append(model.score_all(model.user_state(tokens.to(device), lengths.to(device))).float())
+        reads = users is not None and getattr(model, "reads_users", False)
+        extra = (torch.as_tensor(np.array(users[lo : lo + batch_size], dtype=np.int64), device=device),) if reads else ()
+        out.append(model.score_all(model.user_state(tokens.to(device), lengths.to(device), *extra)).float())
     return torch.cat(out) if out else torch.zeros((0, model.n_items), device=device)
 
 

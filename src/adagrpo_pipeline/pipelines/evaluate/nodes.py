@@ -154,7 +154,7 @@ def popularity_baseline(test_sequences: pd.DataFrame, interactions: pd.DataFrame
     seen = seen_before_holdout(interactions, users, held_out=1)
     m = list_metrics(ranked, targets, params.ks, seen)
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, resolve_device(params.device))
-    m.update(list_quality(ranked, test_sequences["history"].to_list(), len(items), reward))
+    m.update(list_quality(ranked, test_sequences["history"].to_list(), len(items), reward, users=users))
     return pd.DataFrame([{"model": "popularity", "step": 0, **m}]), hits_table(users, targets, ranked, drop_seen(ranked, seen, 10))
 
 

@@ -24,7 +24,7 @@ from adagrpo_pipeline.tracking import metrics_payload
 
 log = logging.getLogger(__name__)
 
-DERIVED = ("interactions", "impressions", "items", "user_map", "item_map", "ground_truth_relevance",
+DERIVED = ("interactions", "impressions", "items", "users", "user_map", "item_map", "ground_truth_relevance",
            "train_sequences", "valid_sequences", "test_sequences")
 
 
@@ -32,14 +32,16 @@ def _bounds(p: IngestParams) -> tuple[int, int]:
     return v.timestamp_bounds(p.validation.min_timestamp, p.validation.max_timestamp)
 
 
-def load_raw_source(params: IngestParams) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Read the selected source. A missing impression log or ground truth is an empty table."""
+def load_raw_source(params: IngestParams) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read the selected source. A missing impression log, ground truth or user table is an
+    empty table."""
     raw = load_source(params)
     log.info("source %s: %d raw interactions, %d raw items, %s", raw.source, len(raw.interactions), len(raw.items),
              f"{len(raw.impressions)} raw impressions" if raw.impressions is not None else "no impression log")
     impressions = raw.impressions if raw.impressions is not None else pd.DataFrame(columns=list(RAW_IMPRESSIONS))
     relevance = raw.relevance if raw.relevance is not None else pd.DataFrame(columns=["user_id", "item_id", "relevance"])
-    return raw.interactions, raw.items, impressions, relevance
+    users = raw.users if raw.users is not None else pd.DataFrame(columns=["user_id"])
+    return raw.interactions, raw.items, impressions, relevance, users
 
 
 def validate_raw_items(raw_items: pd.DataFrame, params: IngestParams) -> pd.DataFrame:
@@ -67,6 +69,7 @@ def prepare_tables(
     raw_items: pd.DataFrame,
     raw_impressions: pd.DataFrame,
     raw_relevance: pd.DataFrame,
+    raw_users: pd.DataFrame,
     params: IngestParams,
 ) -> dict[str, pd.DataFrame]:
     raw = RawTables(
@@ -75,12 +78,14 @@ def prepare_tables(
         items=raw_items,
         impressions=None if raw_impressions.empty else raw_impressions,
         relevance=None if raw_relevance.empty else raw_relevance,
+        users=None if raw_users.empty else raw_users,
     )
     d = prepare(raw, params)
     return {
         "interactions": d.interactions,
         "impressions": d.impressions,
         "items": d.items,
+        "users": d.users,
         "user_map": d.user_map,
         "item_map": d.item_map,
         "ground_truth_relevance": d.relevance,
@@ -98,6 +103,7 @@ def validate_derived_tables(
     valid: pd.DataFrame,
     test: pd.DataFrame,
     relevance: pd.DataFrame,
+    users: pd.DataFrame,
     params: IngestParams,
 ) -> list[dict[str, Any]]:
     """Every derived table's suite; returns one summary per suite."""
@@ -106,6 +112,7 @@ def validate_derived_tables(
         v.items_suite(items, n_items),
         v.interactions_suite(interactions, n_users, n_items, ts),
         v.impressions_suite(impressions, n_users, n_items, ts),
+        v.users_suite(users, n_users),
     ]
     for name, df in (("train_sequences", train), ("valid_sequences", valid), ("test_sequences", test)):
         suites += v.sequences_suites(name, df, n_users, n_items, params.max_history)

@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     unchecked = {name: f"{name}_unchecked" for name in n.DERIVED}
     return pipeline(
         [
-            node(n.load_raw_source, P, ["raw_interactions", "raw_items", "raw_impressions", "raw_relevance"],
+            node(n.load_raw_source, P, ["raw_interactions", "raw_items", "raw_impressions", "raw_relevance", "raw_users"],
                  name="load_raw_source"),
             node(n.validate_raw_items, ["raw_items", P], "validated_raw_items",
                  name="validate_raw_items", tags="validation"),
@@ -22,11 +22,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(n.validate_raw_impressions, ["raw_impressions", "validated_raw_items", P], "validated_raw_impressions",
                  name="validate_raw_impressions", tags="validation"),
             node(n.prepare_tables,
-                 ["validated_raw_interactions", "validated_raw_items", "validated_raw_impressions", "raw_relevance", P],
+                 ["validated_raw_interactions", "validated_raw_items", "validated_raw_impressions", "raw_relevance",
+                  "raw_users", P],
                  unchecked, name="prepare_tables"),
             node(n.validate_derived_tables,
                  [unchecked[k] for k in ("interactions", "impressions", "items", "train_sequences", "valid_sequences",
-                                         "test_sequences", "ground_truth_relevance")] + [P],
+                                         "test_sequences", "ground_truth_relevance", "users")] + [P],
                  "derived_validation", name="validate_derived_tables", tags="validation"),
             node(n.measure_exposure,
                  [unchecked["impressions"], unchecked["interactions"], unchecked["items"], P],

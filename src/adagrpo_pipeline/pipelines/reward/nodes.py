@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
@@ -23,6 +24,7 @@ from adagrpo_pipeline.reward.data import (
     build_requests,
     flat_scores_labels,
 )
+from adagrpo_pipeline.reward.features import Encoded, FeatureRanker, encode_attributes
 from adagrpo_pipeline.reward.model import load_ranker, ranker_checkpoint
 from adagrpo_pipeline.reward.report import (
     exposure_bias_auc,
@@ -51,15 +53,34 @@ def _requests(impressions: pd.DataFrame, interactions: pd.DataFrame, items: pd.D
 
 
 def train_reward_ranker(impressions: pd.DataFrame, interactions: pd.DataFrame, items: pd.DataFrame,
-                        valid_sequences: pd.DataFrame, test_sequences: pd.DataFrame,
-                        params: RewardParams) -> tuple[Checkpoint, pd.DataFrame]:
+                        valid_sequences: pd.DataFrame, test_sequences: pd.DataFrame, users: pd.DataFrame,
+                        item_embeddings: dict[str, Any], params: RewardParams) -> tuple[Checkpoint, pd.DataFrame]:
     events, req = _requests(impressions, interactions, items, valid_sequences, test_sequences)
     counts = {s: int((req.split == s).sum()) for s in ("train", "valid", "test", "after")}
     log.info("ranker requests: %s (slate width %d)", counts, req.slates.shape[1])
+    f, p = params.ranker.features, params.ranker
+    build, spec = None, {}
+    if f.any:
+        n_users = max(int(interactions["user_id"].max()) + 1, len(users))
+        no_codes = Encoded(np.zeros((0, 1), dtype=np.int64), 1, {})
+        u = (encode_attributes(users, "user_id", n_users, f.user_columns, f.buckets, f.max_categories, f.prefix)
+             if f.users else no_codes)
+        it = (encode_attributes(items, "item_id", len(items), f.item_columns, f.buckets, f.max_categories, f.prefix)
+              if f.items else Encoded(np.zeros((len(items), 1), dtype=np.int64), 1, {}))
+        text = item_embeddings["embeddings"].float() if f.text else None
+        if text is not None and text.shape[0] != len(items):
+            raise ValueError(f"item_embeddings has {text.shape[0]} rows for {len(items)} items: run `tokenize` on these items")
+        spec = {"users": u.spec, "items": it.spec, "text_dim": 0 if text is None else int(text.shape[1])}
+        log.info("ranker features: users %s, items %s, text %s, position %s", list(u.spec) or "none",
+                 list(it.spec) or "none", spec["text_dim"] or "none", f.position)
+
+        def build():
+            return FeatureRanker(len(items), p.max_history, p.model, torch.as_tensor(u.codes), u.size,
+                                 torch.as_tensor(it.codes), it.size, text, req.slates.shape[1])
     res = train_ranker(len(items), events, req.subset(req.split == "train"), req.subset(req.split == "valid"),
-                       params.ranker, log_fn=mlflow_logger("ranker"))
+                       p, log_fn=mlflow_logger("ranker"), build=build)
     ckpt = ranker_checkpoint(res.model, stage="reward", best_step=res.best_step, best_valid_auc=res.best_auc,
-                             requests=counts)
+                             requests=counts, features=spec)
     return ckpt, res.history
 
 
@@ -104,7 +125,7 @@ def report_reward(ranker_model: Checkpoint, reward_calibration: dict[str, Any], 
 
     histories = test_sequences["history"]
     targets = test_sequences["target"].to_numpy()
-    scores = catalog_scores(ranker, histories, params.batch_size)
+    scores = catalog_scores(ranker, histories, params.batch_size, test_sequences["user_id"].to_numpy())
     exposure = np.bincount(impressions["item_id"].to_numpy(), minlength=len(items))
     for name, value in exposure_bias_auc(scores, targets, exposure, params.report.negatives, params.report.seed).items():
         rows.append({"section": "next_item", "calibration": "raw", "metric": name, "value": value})
@@ -132,7 +153,8 @@ def ranker_retrieval(ranker_model: Checkpoint, reward_calibration: dict[str, Any
     """The impression ranker used as a full-catalog retriever on the test split (a reward
     model, not a baseline: the `ranker_as_retriever` reference row) and its per-user hits."""
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, resolve_device(params.device))
-    scores = catalog_scores(reward.ranker, test_sequences["history"], reward_params.batch_size)
+    scores = catalog_scores(reward.ranker, test_sequences["history"], reward_params.batch_size,
+                            test_sequences["user_id"].to_numpy())
     seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
     m, hits = evaluate_scores(scores, test_sequences, seen, params.ks, reward)
     log.info("ranker as retriever (test): hr@10=%.4f ndcg@10=%.4f hr@10_filtered=%.4f ndcg@10_filtered=%.4f",

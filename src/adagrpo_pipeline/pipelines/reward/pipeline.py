@@ -15,7 +15,8 @@ TABLES = ["impressions", "interactions", "items", "valid_sequences", "test_seque
 def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
-            node(n.train_reward_ranker, [*TABLES, P], ["ranker_model", "ranker_history"], name="train_reward_ranker",
+            node(n.train_reward_ranker, [*TABLES, "users", "item_embeddings", P], ["ranker_model", "ranker_history"],
+                 name="train_reward_ranker",
                  tags="training"),
             node(n.calibrate_reward, ["ranker_model", *TABLES, P], "reward_calibration", name="calibrate_reward"),
             node(n.report_reward, ["ranker_model", "reward_calibration", *TABLES, "ground_truth_relevance", P],
