@@ -35,7 +35,10 @@ def test_reward_pipeline_on_synthetic(project: Path, tiny_synthetic_params, mlfl
     ckpt = _latest(project, "data/06_models/ranker_model")
     assert sorted(p.name for p in ckpt.iterdir()) == ["config.json", "model.safetensors"]
     config = json.loads((ckpt / "config.json").read_text())
-    assert config["kind"] == "sasrec_ranker" and config["requests"]["valid"] > 0 and config["requests"]["train"] > 0
+    assert config["kind"] == "feature_ranker" and config["requests"]["valid"] > 0 and config["requests"]["train"] > 0
+    # the simulator's items carry category, brand and price; its users no attributes
+    assert sorted(config["features"]["items"]) == ["brand", "category", "price"] and config["features"]["users"] == {}
+    assert config["features"]["text_dim"] > 0
     history = pd.read_parquet(_latest(project, "data/08_reporting/ranker_history.parquet"))
     assert list(history["step"]) == [10, 20, 30, 40][: len(history)] and config["best_step"] in set(history["step"])
 
