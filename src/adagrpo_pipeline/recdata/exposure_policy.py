@@ -61,17 +61,8 @@ def sample_distinct(cum_weights: np.ndarray, exclude: np.ndarray, k: int, rng: n
     todo = np.arange(n_rows)
     while todo.size and m <= budget:
         picks = np.searchsorted(cum_weights, rng.random((todo.size, m)) * cum_weights[-1], side="right")
-        order = np.argsort(picks, axis=1, kind="stable")
-        ordered = np.take_along_axis(picks, order, axis=1)
-        repeat_sorted = np.zeros_like(ordered, dtype=bool)
-        repeat_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
-        repeat = np.empty_like(repeat_sorted)
-        np.put_along_axis(repeat, order, repeat_sorted, axis=1)
-        keep = ~repeat & (picks != exclude[todo, None])
-        rank = np.cumsum(keep, axis=1)
-        done = rank[:, -1] >= k
-        chosen = keep[done] & (rank[done] <= k)
-        out[todo[done]] = picks[done][chosen].reshape(-1, k)
+        chosen, done = first_distinct(picks, exclude[todo], k)
+        out[todo[done]] = chosen[done]
         todo, m = todo[~done], 2 * m
     if todo.size:
         out[todo] = gumbel_top_k(weights, exclude[todo], k, rng)
