@@ -262,6 +262,7 @@ def test_compare_summarises_every_variant_over_its_seeds(upstream, params, tuned
     sft_hits = out["sft_strata"].set_index("user_id")["hit@10_filtered"]
     assert paired.loc[("adagrpo", "final", "sft", "hr@10_filtered"), "delta"] == pytest.approx(
         (mean - sft_hits.reindex(mean.index)).mean())
+    assert '"tuned_settings"' in out["report_md"]  # the report shows what every variant trained with
     entry = out["summary_json"]["models"]["random_gate"]["checkpoints"]["best"]
     assert set(entry) == {"metrics", "delta_vs_sft", "delta_vs_sft_continue"}
     # the controls' dose follows the gate batch by batch: mix_matched weighs every sample by λ x the admitted share

@@ -19,4 +19,5 @@ from adagrpo_pipeline.pipelines import adagrpo, evaluate, sft
 
 def create_pipeline(runs: Sequence[RunSpec], references: Sequence[ReferenceSpec] = ()) -> Pipeline:
     sft_seeds = sum((sft.seeded_pipeline(r) for r in references if r.model == "sft"), Pipeline([]))
-    return (adagrpo.create_pipeline(runs, tuned=True) + sft_seeds + evaluate.create_pipeline(runs, references)).tag("compare")
+    return (adagrpo.create_pipeline(runs, tuned=True) + sft_seeds
+            + evaluate.create_pipeline(runs, references, tuned=True)).tag("compare")

@@ -200,12 +200,15 @@ def report(sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_ev
     `history_<i>` (see `report_inputs`) beside the reference rows: tables, paired statistics,
     plots, Markdown, MLflow metrics, `summary.json`, and every reference model's per-user hits in
     one table."""
+    tuned = per_run.pop("tuned_settings", None)  # compare: the settings every variant trained with
     n = sum(1 for k in per_run if k.startswith("run_"))
     runs, evals, hits, histories = ([per_run[f"{kind}_{i}"] for i in range(n)] for kind in ("run", "eval", "hits", "history"))
     n_refs = sum(1 for k in per_run if k.startswith("ref_"))
     seeded = [(per_run[f"ref_{i}"], per_run[f"refeval_{i}"]) for i in range(n_refs)]
     config = {name: p.model_dump(mode="json") for name, p in
               (("sft", sft_params), ("reward", reward_params), ("adagrpo", rl_params), ("evaluate", evaluate_params))}
+    if tuned is not None:
+        config["tuned_settings"] = {"budget": tuned["budget"], "variants": tuned["variants"]}
     references = [sft_evaluation, popularity_evaluation, sasrec_evaluation, ranker_evaluation]
     all_hits = [sft_strata, popularity_test_hits, sasrec_test_hits, ranker_test_hits,
                 *(per_run[f"refhits_{i}"] for i in range(n_refs))]
@@ -228,12 +231,14 @@ def report(sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_ev
             reference_hits[["model", "user_id", "hit@10", "hit@10_filtered"]], r.document)
 
 
-def report_inputs(runs: list[RunSpec], references: list[ReferenceSpec]) -> dict[str, str]:
+def report_inputs(runs: list[RunSpec], references: list[ReferenceSpec], tuned: bool = False) -> dict[str, str]:
     inputs = {name: name for name in ("sft_evaluation", "sft_strata", "popularity_evaluation", "popularity_test_hits",
                                       "sasrec_evaluation", "sasrec_test_hits", "ranker_evaluation", "ranker_test_hits",
                                       "reward_informativeness")}
     inputs.update({"sft_params": "params:sft", "reward_params": "params:reward", "rl_params": "params:adagrpo",
                    "evaluate_params": "params:evaluate"})
+    if tuned:
+        inputs["tuned_settings"] = "tuned_settings"
     for i, r in enumerate(runs):
         inputs.update({f"run_{i}": f"params:runs.{r.namespace}", f"eval_{i}": f"{r.namespace}.checkpoint_evaluation",
                        f"hits_{i}": f"{r.namespace}.test_hits", f"history_{i}": f"{r.namespace}.training_history"})

@@ -45,7 +45,7 @@ def seeded_reference(ref: ReferenceSpec) -> Pipeline:
                     parameters={P: P, R: R, "params:run": f"params:runs.{ref.namespace}"})
 
 
-def references_and_report(runs: Sequence[RunSpec], references: Sequence[ReferenceSpec] = ()) -> Pipeline:
+def references_and_report(runs: Sequence[RunSpec], references: Sequence[ReferenceSpec] = (), tuned: bool = False) -> Pipeline:
     return pipeline([
         node(n.evaluate_sft_policy, ["sft_policy", *SHARED_INPUTS, R, "params:adagrpo", P], ["sft_evaluation", "sft_strata"],
              name="evaluate_sft_policy"),
@@ -55,12 +55,13 @@ def references_and_report(runs: Sequence[RunSpec], references: Sequence[Referenc
              name="train_sasrec_baseline", tags="training"),
         node(n.sasrec_baseline, ["sasrec_model", "test_sequences", "interactions", "ranker_model", "reward_calibration", R, P],
              ["sasrec_evaluation", "sasrec_test_hits"], name="sasrec_baseline"),
-        node(n.report, n.report_inputs(list(runs), list(references)), n.REPORT_OUTPUTS, name="report"),
+        node(n.report, n.report_inputs(list(runs), list(references), tuned), n.REPORT_OUTPUTS, name="report"),
     ], namespace="evaluate", prefix_datasets_with_namespace=False)
 
 
-def create_pipeline(runs: Sequence[RunSpec], references: Sequence[ReferenceSpec] = ()) -> Pipeline:
-    """Each run's checkpoints, each seeded reference, and the references and report over them."""
+def create_pipeline(runs: Sequence[RunSpec], references: Sequence[ReferenceSpec] = (), tuned: bool = False) -> Pipeline:
+    """Each run's checkpoints, each seeded reference, and the references and report over them
+    (`tuned`: the report also shows the tuned settings the runs trained with)."""
     per_run = sum((checkpoint_evaluation(r) for r in runs), Pipeline([]))
     seeded = sum((seeded_reference(r) for r in references), Pipeline([]))
-    return (per_run + seeded + references_and_report(runs, references)).tag("evaluate")
+    return (per_run + seeded + references_and_report(runs, references, tuned)).tag("evaluate")
