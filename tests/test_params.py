@@ -7,6 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
+from adagrpo_pipeline.adagrpo.tuning import TuneParams
 from adagrpo_pipeline.context import RunPlanError, plan_from_parameters
 from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
 from adagrpo_pipeline.recdata.config import IngestParams
@@ -45,7 +46,7 @@ def test_mlflow_metric_names() -> None:
 
 
 MODELS = {"ingest": IngestParams, "tokenize": TokenizeParams, "sft": SftParams, "evaluate": EvaluateParams,
-          "reward": RewardParams, "adagrpo": AdaGrpoParams}
+          "reward": RewardParams, "adagrpo": AdaGrpoParams, "tune": TuneParams}
 
 
 @pytest.mark.parametrize("stage", list(MODELS))
