@@ -78,14 +78,19 @@ def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, see
     if len(a_u) < 2:
         raise ValueError("a paired bootstrap needs at least two users")
     d = a_u - b_u
-    mean = float(d.mean())
-    if np.all(d == d[0]):  # no spread: every resample has the same mean
-        low = high = mean
-    else:
-        res = stats.bootstrap((d,), np.mean, n_resamples=resamples, confidence_level=level, method="percentile",
-                              vectorized=True, batch=1000, rng=np.random.default_rng(seed))
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    mean, low, high = _percentile_ci(d, resamples, seed, level)
     return PairedDifference(mean, low, high, minimum_detectable_effect(d, alpha, power), len(d), level)
+
+
+def _percentile_ci(x: np.ndarray, resamples: int, seed: int, level: float) -> tuple[float, float, float]:
+    """Mean of `x` and its percentile bootstrap CI (scipy); without spread, every resample has
+    the same mean, so the interval is that mean."""
+    mean = float(x.mean())
+    if len(x) < 2 or np.all(x == x[0]):
+        return mean, mean, mean
+    res = stats.bootstrap((x,), np.mean, n_resamples=resamples, confidence_level=level, method="percentile",
+                          vectorized=True, batch=1000, rng=np.random.default_rng(seed))
+    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def mean_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
@@ -94,8 +99,4 @@ def mean_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0, level: f
     x = x[~np.isnan(x)]
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
-    if len(x) < 2 or np.all(x == x[0]):
-        return float(x.mean()), float(x.mean()), float(x.mean())
-    res = stats.bootstrap((x,), np.mean, n_resamples=resamples, confidence_level=level, method="percentile",
-                          vectorized=True, batch=1000, rng=np.random.default_rng(seed))
-    return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return _percentile_ci(x, resamples, seed, level)

@@ -100,17 +100,12 @@ def reward_informativeness(model, encoder: HistoryEncoder, samples: pd.DataFrame
         not_target = items != torch.as_tensor(targets[sl])[:, None]
         in_hist = seen_mask(h, items) & valid
         distinct = _distinct(items) & valid & not_target
-        keys, rewards = ro.keys.cpu(), ro.rewards.cpu()
-        t_key, t_reward = ro.target_key.cpu(), ro.target_reward.cpu()
+        keys, rewards, raw, fixed = ro.keys.cpu(), ro.rewards.cpu(), ro.raw.cpu(), ro.fixed.cpu()
+        t_key, t_reward, t_raw, t_fixed = ro.target_key.cpu(), ro.target_reward.cpu(), ro.target_raw.cpu(), ro.target_fixed.cpu()
         auc = _pairwise_auc(t_reward, rewards, t_key, keys, distinct)
-        raw = reward_model.raw_scores(h, items.clamp(min=0), users[sl]).cpu()
-        t_raw = reward_model.raw_scores(h, torch.as_tensor(targets[sl])[:, None], users[sl]).cpu()[:, 0]
-        zeros = torch.zeros_like(raw)
-        auc_unseen = _pairwise_auc(t_raw, raw, torch.zeros_like(t_raw), zeros, distinct & ~in_hist)
+        auc_unseen = _pairwise_auc(t_raw, raw, torch.zeros_like(t_raw), torch.zeros_like(raw), distinct & ~in_hist)
         seq_keys = sequence_keys(ro.seqs.cpu(), encoder.layout.vocab_size)
         d_rew = rank_of_target(seq_keys[:, 0], t_reward, seq_keys[:, 1:], rewards, t_key, keys)
-        fixed = torch.isinf(keys) & (keys < 0)
-        t_fixed = torch.isinf(t_key) & (t_key < 0)
         random_pass = torch.zeros(len(items))
         for _ in range(s.random_draws):
             r = torch.where(fixed, rewards, torch.rand(rewards.shape, generator=rng))

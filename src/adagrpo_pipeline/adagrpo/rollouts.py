@@ -14,7 +14,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from adagrpo_pipeline.policy.decoding import beam_search, sample
 from adagrpo_pipeline.policy.model import encoder_inputs
-from adagrpo_pipeline.reward.reward import RewardModel
+from adagrpo_pipeline.reward.reward import RewardModel, ranking_keys
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 
 from .config import RolloutParams
@@ -26,8 +26,19 @@ class Rollouts:
     items: torch.Tensor  # (B, G) item id or -1
     rewards: torch.Tensor  # (B, G)
     target_reward: torch.Tensor  # (B,)
-    keys: torch.Tensor  # (B, G) ranking keys of the reward diagnostic (`RewardModel.score`)
-    target_key: torch.Tensor  # (B,)
+    raw: torch.Tensor  # (B, G) the ranker's raw scores (meaningless where items < 0)
+    target_raw: torch.Tensor  # (B,)
+    fixed: torch.Tensor  # (B, G) the reward is fixed (invalid, seen), not the ranker's
+    target_fixed: torch.Tensor  # (B,)
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """(B, G) ranking keys of the reward diagnostic (`reward.ranking_keys`)."""
+        return ranking_keys(self.raw, self.fixed)
+
+    @property
+    def target_key(self) -> torch.Tensor:
+        return ranking_keys(self.target_raw, self.target_fixed)
 
 
 def encode(model, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -60,9 +71,10 @@ def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Ten
         dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
     cand = torch.cat([torch.tensor(np.asarray(targets), device=dec.items.device)[:, None], dec.items], dim=1)
     scored = reward_model.score(histories, cand, users)  # y* and its rollouts in one ranker pass
-    rewards, keys = scored.rewards.float(), scored.keys.float()
+    rewards, raw = scored.rewards.float(), scored.raw.float()
     seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)
-    return Rollouts(seqs, dec.items, rewards[:, 1:], rewards[:, 0], keys[:, 1:], keys[:, 0])
+    return Rollouts(seqs, dec.items, rewards[:, 1:], rewards[:, 0], raw[:, 1:], raw[:, 0], scored.fixed[:, 1:],
+                    scored.fixed[:, 0])
 
 
 def rollout_generator(seed: int, offset: int, device: torch.device) -> torch.Generator:

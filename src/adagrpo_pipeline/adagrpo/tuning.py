@@ -59,6 +59,10 @@ class TuneParams(_Strict):
     space: SearchSpace = SearchSpace()
     state_dir: str = Field("data/06_models/tune_state", description="scratch folder of the running trial")
 
+    def steps(self, base: AdaGrpoParams) -> int:
+        """RL steps of a trial."""
+        return self.max_steps or base.max_steps
+
 
 @dataclass
 class Tuned:
@@ -85,7 +89,7 @@ def suggest(trial: optuna.Trial, kind: str, space: SearchSpace) -> dict[str, Any
 
 def trial_params(base: AdaGrpoParams, tune: TuneParams, knobs: dict[str, Any], state_dir: Path) -> AdaGrpoParams:
     """The RL parameters of one trial: the base ones, the trial's knobs, the tuning budget."""
-    steps = tune.max_steps or base.max_steps
+    steps = tune.steps(base)
     return AdaGrpoParams.model_validate({**base.model_dump(), **knobs, "max_steps": steps, "eval_every": tune.eval_every,
                                          "eval_users": tune.eval_users, "checkpoint_every": steps,
                                          "state_dir": str(state_dir)})
@@ -128,7 +132,7 @@ def tune_variant(variant: Variant, run_trial: RunTrial, base: AdaGrpoParams, tun
     best = study.best_trial
     knobs = {k: v for k, v in best.params.items() if k not in fixed} | fixed
     step = int(best.user_attrs["best_step"])
-    steps = step if step > 0 else (tune.max_steps or base.max_steps)  # step 0 best: compare's selection may keep SFT
+    steps = step if step > 0 else tune.steps(base)  # step 0 best: compare's selection may keep SFT
     return Tuned(variant.name, {**knobs, "max_steps": steps}, float(best.value), step, pd.DataFrame(rows))
 
 

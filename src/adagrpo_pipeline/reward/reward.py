@@ -34,14 +34,25 @@ def seen_mask(histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch
     return (cand[:, :, None] == hist[:, None, :]).any(dim=-1)
 
 
+def ranking_keys(raw: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+    """The ranking key of the reward diagnostic: the ranker's raw score where the ranker decides,
+    −inf where the reward is fixed (invalid, seen), so that ranks follow the raw score
+    (calibration is monotone; isotonic calibration would make ties)."""
+    return torch.where(fixed, torch.full_like(raw, float("-inf")), raw)
+
+
 @dataclass
 class Scored:
-    """Rewards of candidates and the ranking key of the reward diagnostic: the ranker's raw score
-    where the ranker decides, −inf where the reward is fixed (invalid, seen), so that ranks follow
-    the raw score (calibration is monotone; isotonic calibration would make ties)."""
+    """Rewards of candidates, the ranker's raw scores (meaningless where the candidate is < 0)
+    and where the reward is fixed rather than the ranker's (invalid, seen)."""
 
     rewards: torch.Tensor  # (B, G)
-    keys: torch.Tensor  # (B, G)
+    raw: torch.Tensor  # (B, G)
+    fixed: torch.Tensor  # (B, G) bool
+
+    @property
+    def keys(self) -> torch.Tensor:
+        return ranking_keys(self.raw, self.fixed)
 
 
 class RewardModel:
@@ -109,7 +120,7 @@ class RewardModel:
             seen = seen_mask(histories, cand) & ~fixed
             rewards = torch.where(seen, torch.full_like(rewards, seen_reward), rewards)
             fixed = fixed | seen
-        return Scored(rewards, torch.where(fixed, torch.full_like(raw, float("-inf")), raw))
+        return Scored(rewards, raw, fixed)
 
     def __call__(self, histories: list[np.ndarray] | pd.Series, candidate_item_ids: torch.Tensor,
                  users: np.ndarray | None = None) -> torch.Tensor:

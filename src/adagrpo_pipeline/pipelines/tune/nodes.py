@@ -66,7 +66,7 @@ def choose_settings(tune_params: TuneParams, params: AdaGrpoParams,
     trials' scores, and the chosen scores for MLflow."""
     tuned = list(per_variant.values())
     settings = {"metric": SELECT_ON, "split": "valid", "budget": {"trials_per_variant": tune_params.trials,
-                "steps_per_trial": tune_params.max_steps or params.max_steps, "seed": params.seed,
+                "steps_per_trial": tune_params.steps(params), "seed": params.seed,
                 "eval_users": tune_params.eval_users},
                 "variants": {t["variant"]: {"params": t["params"], "score": t["score"], "best_step": t["best_step"]}
                              for t in tuned}}
