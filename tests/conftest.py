@@ -52,6 +52,19 @@ TINY_RUN = {
                             "batch_size": 64, "max_steps": 40, "eval_every": 10}},
 }
 
+# The controlled study at a size that runs end to end in a couple of minutes: two bias levels,
+# two information levels, on TINY_RUN's stage sizes.
+TINY_STUDY = {
+    "synthetic": {**{k: v for k, v in TINY_SYNTHETIC.items() if k != "seed"}, "n_users": 80, "seed": 3},
+    "bias_levels": [{"name": "none", "exposure_gamma": 0.0}, {"name": "strong", "exposure_gamma": 2.0}],
+    "information": [{"name": "policy_only", "attribute_noise": None}, {"name": "latent", "attribute_noise": 0.5}],
+    "overrides": {"sft": {"max_steps": 30, "eval_every": 15, "checkpoint_every": 15, "eval_users": 30},
+                  "reward": {"ranker": {"max_steps": 20, "eval_every": 10, "checkpoint_every": 10},
+                             "informativeness": {"resamples": 200, "random_draws": 5}},
+                  "adagrpo": {"max_steps": 4, "checkpoint_every": 2, "eval_every": 2, "eval_users": 20}},
+    "evaluate": {"beams": 20, "batch_size": 64, "bootstrap_resamples": 200},
+}
+
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
 
@@ -100,7 +113,7 @@ def make_project(dest: Path, mlflow_db: Path) -> Path:
 
 def write_tiny_conf(project: Path) -> None:
     """`conf/local/parameters_tiny.yml` = TINY_RUN: every stage of the project at tiny size."""
-    (project / "conf/local/parameters_tiny.yml").write_text(yaml.safe_dump(TINY_RUN))
+    (project / "conf/local/parameters_tiny.yml").write_text(yaml.safe_dump({**TINY_RUN, "study": TINY_STUDY}))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from adagrpo_pipeline.context import MAIN_JOB, active_run_plan
+from adagrpo_pipeline.context import MAIN_JOB, active_run_plan, active_study_plan
 from adagrpo_pipeline.pipelines import (
     adagrpo,
     compare,
@@ -19,6 +19,7 @@ from adagrpo_pipeline.pipelines import (
     ingest,
     reward,
     sft,
+    study,
     tokenize,
     tune,
 )
@@ -27,7 +28,8 @@ from adagrpo_pipeline.pipelines import (
 def register_pipelines() -> dict[str, Pipeline]:
     """Every stage; `train_adagrpo` chains them (ingest → tokenize → sft → reward → adagrpo →
     evaluate) and is `__default__` (plain `kedro run`); `tune` searches every variant's knobs on
-    valid with the same budget; `compare` runs every variant × seed with the tuned settings."""
+    valid with the same budget; `compare` runs every variant × seed with the tuned settings; `study`
+    is the controlled study on the simulator (`params:study`)."""
     plan = active_run_plan()
     stages = {
         "ingest": ingest.create_pipeline(),
@@ -39,4 +41,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     main = sum(stages.values(), Pipeline([]))
     return {**stages, "tune": tune.create_pipeline(plan.tune),
-            "compare": compare.create_pipeline(plan.compare, plan.references), MAIN_JOB: main, "__default__": main}
+            "compare": compare.create_pipeline(plan.compare, plan.references), "study": study.create_pipeline(active_study_plan()),
+            MAIN_JOB: main, "__default__": main}

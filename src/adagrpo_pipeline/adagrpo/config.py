@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-VariantKind = Literal["sft_continue", "grpo", "mix", "mix_matched", "random_gate", "adagrpo"]
+VariantKind = Literal["sft_continue", "grpo", "mix", "mix_matched", "random_gate", "adagrpo", "uniform", "oracle_gate"]
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,11 @@ class Variant:
     The two controls of the gate, computed on the run's own rollouts batch by batch, with p =
     the share of the batch that AdaGRPO's gate admits: `random_gate`: NLL + λ·Σ c·L_GRPO / B
     with c ~ Bernoulli(p) drawn independently of the diagnostics (the same dose, chosen at
-    random); `mix_matched`: NLL + λ·p·Σ L_GRPO / B (the same dose, spread over every sample)."""
+    random); `mix_matched`: NLL + λ·p·Σ L_GRPO / B (the same dose, spread over every sample).
+    The controlled study's two (`adagrpo_pipeline.study`): `uniform`: NLL + λ·Σ L_GRPO / B, the
+    AdaGRPO loss with c ≡ 1 (the reward term on every sample: minus `sft_continue`, its effect);
+    `oracle_gate`: AdaGRPO with d_rew ranked by the true relevance instead of the ranker (the
+    gate a perfect reward diagnostic would give; the GRPO reward stays the ranker's)."""
 
     kind: VariantKind
     alpha: float = 0.0
@@ -37,7 +41,7 @@ class Variant:
             return 0.0, 1.0, False
         if self.kind == "mix":
             return 1.0 - self.alpha, self.alpha, False
-        if self.kind == "mix_matched":
+        if self.kind in ("mix_matched", "uniform"):
             return 1.0, lam, False
         return 1.0, lam, True
 

@@ -42,11 +42,11 @@ def grpo_loss_per_sample(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: t
 
 
 def sample_weights(variant: Variant, admitted: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-sample weight c of the GRPO term: the gate for `adagrpo`; c ~ Bernoulli(p) for
+    """Per-sample weight c of the GRPO term: the gate for `adagrpo` and `oracle_gate`; c ~ Bernoulli(p) for
     `random_gate` and the constant p for `mix_matched`, p = the admitted share of the batch;
     1 otherwise."""
     a = admitted.float()
-    if variant.kind == "adagrpo":
+    if variant.kind in ("adagrpo", "oracle_gate"):
         return a
     if variant.kind == "random_gate":
         u = torch.rand(a.shape, generator=generator, device=generator.device if generator is not None else a.device)

@@ -77,6 +77,17 @@ def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Ten
                     scored.fixed[:, 0])
 
 
+def rescore(ro: Rollouts, targets: np.ndarray, histories: list, reward_model: RewardModel,
+            users: np.ndarray | None = None) -> Rollouts:
+    """The same y* and rollouts scored by another reward model (e.g. the oracle of the controlled
+    study, whose ranks give `oracle_gate` its d_rew)."""
+    cand = torch.cat([torch.tensor(np.asarray(targets), device=ro.items.device)[:, None], ro.items], dim=1)
+    scored = reward_model.score(histories, cand, users)
+    rewards, raw = scored.rewards.float(), scored.raw.float()
+    return Rollouts(ro.seqs, ro.items, rewards[:, 1:], rewards[:, 0], raw[:, 1:], raw[:, 0], scored.fixed[:, 1:],
+                    scored.fixed[:, 0])
+
+
 def rollout_generator(seed: int, offset: int, device: torch.device) -> torch.Generator:
     """The RNG of one rollout batch, seeded by (seed, offset): training uses the step as offset,
     sample diagnostics the first row of the batch, so any batch can be redrawn exactly."""

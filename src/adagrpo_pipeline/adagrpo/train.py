@@ -49,7 +49,7 @@ from adagrpo_pipeline.training.loop import LogFn
 from .config import AdaGrpoParams
 from .diagnostics import Diagnostics, diagnose
 from .losses import group_advantages, grpo_loss_per_sample, sample_weights, variant_loss
-from .rollouts import Rollouts, encode, rollout, rollout_generator, sequence_logprobs
+from .rollouts import Rollouts, encode, rescore, rollout, rollout_generator, sequence_logprobs
 from .runs import RunSpec
 
 
@@ -64,6 +64,7 @@ class RlSetup:
     reward: RewardModel
     run: RunSpec
     params: AdaGrpoParams
+    gate_reward: RewardModel | None = None  # `oracle_gate`: the reward whose ranks give d_rew (the oracle)
 
     @property
     def device(self) -> torch.device:
@@ -79,9 +80,11 @@ class RlResult:
 
 
 def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts, logp_old: torch.Tensor | None,
-                gate_rng: torch.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor], Diagnostics, torch.Tensor]:
+                gate_rng: torch.Generator, gate_ro: Rollouts | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Diagnostics, torch.Tensor]:
     """Loss of one update on a rollout batch, its per-sample terms, the diagnostics, and π_θ's
-    log-probabilities without dropout (the π_old of the later inner steps when `logp_old` is None)."""
+    log-probabilities without dropout (the π_old of the later inner steps when `logp_old` is None).
+    `gate_ro`: the same rollouts scored by the gate's own reward (`oracle_gate`), for d_rew."""
     p, model = s.params, s.policy.model
     s.policy.raw.eval()  # the GRPO term on the network that drew the rollouts: ρ = 1 at the first inner step
     logp = sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs)
@@ -96,7 +99,7 @@ def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts, l
     old = logp.detach() if logp_old is None else logp_old
     adv = group_advantages(ro.rewards, p.adv_eps)
     grpo, kl = grpo_loss_per_sample(logp[:, 1:], old[:, 1:], logp_ref[:, 1:], adv, p.clip_eps, p.beta)
-    diag = diagnose(ro, old, s.encoder.layout.vocab_size, p.k_pol, p.k_rew)
+    diag = diagnose(ro if gate_ro is None else gate_ro, old, s.encoder.layout.vocab_size, p.k_pol, p.k_rew)
     weight = sample_weights(s.run.variant, diag.admitted, gate_rng)
     loss = variant_loss(s.run.variant, nll, grpo, weight, p.lam)
     terms = {"nll": nll.detach(), "grpo_loss": grpo.detach(), "kl": kl.detach(), "weight": weight.detach()}
@@ -111,11 +114,16 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
     with s.policy.accelerator.autocast():
         ro = rollout(s.policy.raw, x, mask, target_tokens, targets, histories, s.trie, s.reward, s.params.rollout,
                      rollout_generator(s.run.seed, step, s.device), users)
+    gate_ro = None
+    if s.run.kind == "oracle_gate":
+        if s.gate_reward is None:
+            raise ValueError(f"{s.run.namespace}: the oracle_gate variant needs the oracle reward (gate_reward)")
+        gate_ro = rescore(ro, targets, histories, s.gate_reward, users)
     gate_rng = torch.Generator().manual_seed(int(s.run.seed) * 1_000_003 + step)
     logp_old, first = None, None
     for _ in range(s.params.inner_steps):
         with s.policy.accelerator.autocast():
-            loss, terms, diag, old = step_losses(s, x, mask, ro, logp_old, gate_rng)
+            loss, terms, diag, old = step_losses(s, x, mask, ro, logp_old, gate_rng, gate_ro)
         if logp_old is None:  # log what the first update saw
             logp_old, first = old, (terms, diag)
         s.policy.update(loss)
@@ -136,17 +144,18 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
 
 
 def rl_fingerprint(run: RunSpec, p: AdaGrpoParams, init: dict[str, torch.Tensor], reward: RewardModel,
-                   train: pd.DataFrame) -> str:
-    """The run, its parameters, the starting policy, the reward model and the training samples."""
+                   train: pd.DataFrame, gate_reward: RewardModel | None = None) -> str:
+    """The run, its parameters, the starting policy, the reward model(s) and the training samples."""
     config = {"params": p.model_dump(exclude={"state_dir", "mix_alphas", "seeds", "seed", "device"}),
               "run": run.model_dump(exclude={"namespace"}), "reward": reward.calibrator,
               "invalid_reward": reward.invalid_reward}
-    return fingerprint(config, [init, reward.ranker.state_dict(), train["target"].to_numpy(np.int64),
+    gate = [gate_reward.ranker.state_dict()] if gate_reward is not None else []
+    return fingerprint(config, [init, reward.ranker.state_dict(), *gate, train["target"].to_numpy(np.int64),
                                 train["user_id"].to_numpy(np.int64)])
 
 
 def setup(model: torch.nn.Module, encoder: HistoryEncoder, trie: SidTrie, reward: RewardModel, run: RunSpec,
-          p: AdaGrpoParams) -> RlSetup:
+          p: AdaGrpoParams, gate_reward: RewardModel | None = None) -> RlSetup:
     """π_θ from `model` (the SFT policy, also frozen as π_ref), AdamW with warm-up and the
     configured schedule."""
     ref = copy.deepcopy(model).eval().requires_grad_(False)
@@ -157,17 +166,25 @@ def setup(model: torch.nn.Module, encoder: HistoryEncoder, trie: SidTrie, reward
         return get_constant_schedule_with_warmup(opt, p.warmup_steps)
 
     policy = prepare_training(model, p.device, p.lr, p.weight_decay, p.grad_clip, schedule)
-    reward.ranker.to(policy.device)
-    return RlSetup(policy, ref.to(policy.device), encoder, trie.to(policy.device), reward, run, p)
+    for r in (reward, gate_reward):
+        if r is not None:
+            r.ranker.to(policy.device)
+    return RlSetup(policy, ref.to(policy.device), encoder, trie.to(policy.device), reward, run, p, gate_reward)
 
 
 def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame, valid: pd.DataFrame, trie: SidTrie,
              reward_model: RewardModel, run: RunSpec, p: AdaGrpoParams, state_dir: Path,
-             seen_valid: list[set[int]] | None = None, log_fn: LogFn | None = None) -> RlResult:
+             seen_valid: list[set[int]] | None = None, log_fn: LogFn | None = None,
+             gate_reward: RewardModel | None = None, eval_reward: RewardModel | None = None) -> RlResult:
     """Fine-tune `model` (initialised from the SFT policy, which also becomes π_ref) as `run`
-    says (variant, seed); every `checkpoint_every` steps a checkpoint file in `state_dir`."""
-    fp = rl_fingerprint(run, p, cpu_state_dict(model), reward_model, train)
-    s = setup(model, encoder, trie, reward_model, run, p)
+    says (variant, seed); every `checkpoint_every` steps a checkpoint file in `state_dir`.
+    `gate_reward`: the reward that ranks y* for d_rew (`oracle_gate`: the oracle);
+    `eval_reward`: the reward of the validation lists' `valid_reward@10` (default: the training
+    reward; the controlled study passes the oracle, so it is the lists' true utility)."""
+    fp = rl_fingerprint(run, p, cpu_state_dict(model), reward_model, train, gate_reward)
+    s = setup(model, encoder, trie, reward_model, run, p, gate_reward)
+    if eval_reward is not None:
+        eval_reward.ranker.to(s.device)
     valid, seen_valid = validation_subset(valid, seen_valid, p.eval_users, p.eval_seed)
     histories, users, targets = train["history"].to_list(), train["user_id"].to_numpy(), train["target"].to_numpy()
 
@@ -175,7 +192,8 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
         return train_step(s, [histories[i] for i in rows], users[rows], targets[rows], step)
 
     def evaluate() -> dict[str, float]:
-        return validation_metrics(s.policy.raw, encoder, s.trie, valid, seen_valid, p.eval_beams, s.device, reward_model)
+        return validation_metrics(s.policy.raw, encoder, s.trie, valid, seen_valid, p.eval_beams, s.device,
+                                  eval_reward or reward_model)
 
     loop = TrainingLoop(run.namespace, Schedule(len(train), p.batch_size, run.seed, p.max_steps, p.eval_every,
                                                 p.checkpoint_every),

@@ -13,7 +13,10 @@ P(click) = relevance(u, i) * (1 / log2(position + 2)) ** eta, where
 relevance(u, i) = sigmoid(click_scale * <u, v_i> + quality_i + click_bias).
 
 The simulator returns the ground-truth relevance of every (user, item) at each user's final
-state, so the true noise of any reward model can be measured.
+state, so the true noise of any reward model can be measured. With `latent_attributes`, the
+items table also carries each item's latent vector (`latent_0` … `latent_<dim-1>`) and a users
+table each user's final latent vector: what the controlled study (`adagrpo_pipeline.study`)
+hands a ranker, with noise, to set how much it knows beyond the policy.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ ADJECTIVES = ("compact", "classic", "premium", "lightweight", "everyday", "pro",
 SYLLABLES = ("ka", "lo", "mi", "ra", "te", "no", "vi", "su", "zen", "dor", "pax", "qui")
 
 EPOCH_START = 1_577_836_800  # 2020-01-01T00:00:00Z
+LATENT_PREFIX = "latent_"  # columns of the latent vectors (latent_attributes)
 
 
 class SyntheticParams(BaseModel):
@@ -58,6 +62,7 @@ class SyntheticParams(BaseModel):
     click_scale: float = Field(4.0, gt=0.0)
     click_bias: float = Field(-2.0)
     position_eta: float = Field(1.0, ge=0.0, description="exponent of the position-bias curve")
+    latent_attributes: bool = Field(False, description="items and users tables carry the latent vectors (latent_*)")
     seed: int = 0
 
 
@@ -204,4 +209,10 @@ def simulate(p: SyntheticParams) -> RawTables:
             "relevance": final_relevance.ravel().astype(np.float64),
         }
     )
-    return RawTables("synthetic", interactions, w.items, impressions, relevance)
+    items, users = w.items, None
+    if p.latent_attributes:
+        names = [f"{LATENT_PREFIX}{j}" for j in range(p.dim)]
+        items = pd.concat([items, pd.DataFrame(w.item_vec, columns=names)], axis=1)
+        users = pd.concat([pd.DataFrame({"user_id": np.arange(n_u, dtype=np.int64)}),
+                           pd.DataFrame(w.user_vec, columns=names)], axis=1)
+    return RawTables("synthetic", interactions, items, impressions, relevance, users)

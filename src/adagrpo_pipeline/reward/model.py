@@ -1,6 +1,7 @@
 """The impression ranker: the project's SASRec (`adagrpo_pipeline.sasrec.model`) trained on
 logged slates, as a checkpoint of kind `sasrec_ranker`, or with side features
-(`adagrpo_pipeline.reward.features.FeatureRanker`), kind `feature_ranker`."""
+(`adagrpo_pipeline.reward.features.FeatureRanker`), kind `feature_ranker`; the controlled study's
+oracle (`adagrpo_pipeline.reward.oracle`) loads the same way, kind `oracle_relevance`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from adagrpo_pipeline.training import cpu_state_dict
 from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 from .features import FeatureRanker
+from .oracle import KIND as ORACLE_KIND
+from .oracle import OracleRanker, load_oracle
 
 KIND = "sasrec_ranker"
 FEATURE_KIND = "feature_ranker"
@@ -30,8 +33,10 @@ def ranker_checkpoint(model: SASRec | FeatureRanker, **metadata: Any) -> Checkpo
     return sasrec_checkpoint(model, KIND, **metadata)
 
 
-def load_ranker(ckpt: Checkpoint, device: torch.device | str = "cpu") -> SASRec | FeatureRanker:
+def load_ranker(ckpt: Checkpoint, device: torch.device | str = "cpu") -> SASRec | FeatureRanker | OracleRanker:
     c = ckpt.config
+    if c.get("kind") == ORACLE_KIND:
+        return load_oracle(ckpt, device)
     if c.get("kind") != FEATURE_KIND:
         return load_sasrec(ckpt, KIND, device)
     model = FeatureRanker(int(c["n_items"]), int(c["max_history"]), SASRecSize(**c["size"]),

@@ -6,6 +6,7 @@ from `params:reward`)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,7 +75,7 @@ class RewardModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.ranker.parameters()).device
+        return next(itertools.chain(self.ranker.parameters(), self.ranker.buffers())).device
 
     @property
     def fixed_seen_reward(self) -> float | None:

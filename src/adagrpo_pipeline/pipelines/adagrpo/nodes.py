@@ -15,6 +15,7 @@ from adagrpo_pipeline.adagrpo.tuning import apply_tuned
 from adagrpo_pipeline.policy.checkpoint import policy_checkpoint
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
 from adagrpo_pipeline.reward.config import RewardParams
+from adagrpo_pipeline.reward.oracle import CALIBRATION as ORACLE_CALIBRATION
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.tracking import mlflow_logger
@@ -37,18 +38,23 @@ def train_policy(
     reward_params: RewardParams,
     run: RunSpec,
     tuned_settings: dict[str, Any] | None = None,
+    oracle_model: Checkpoint | None = None,
 ) -> tuple[Checkpoint, dict[str, Checkpoint], pd.DataFrame]:
     """RL fine-tuning of the SFT policy as `run` says (variant, seed), with the variant's tuned
     settings when given (`compare`): the final policy, the series of checkpoints (streamed from
-    the files the loop wrote) and the training history."""
+    the files the loop wrote) and the training history. `oracle_model` (the controlled study):
+    the simulator's relevance, which ranks y* for `oracle_gate`'s d_rew and scores the
+    validation lists (`valid_reward@10` = their true utility)."""
     if tuned_settings is not None:
         params = apply_tuned(params, tuned_settings, run.variant)
         log.info("%s: tuned settings %s", run.namespace, tuned_settings["variants"][run.variant.name]["params"])
     model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, "cpu")
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params)
+    oracle = None if oracle_model is None else RewardModel.from_artifacts(oracle_model, ORACLE_CALIBRATION, reward_params)
     seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
     res = train_rl(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), reward, run, params,
-                   Path(params.state_dir) / run.namespace, seen_valid=seen, log_fn=mlflow_logger(run.namespace))
+                   Path(params.state_dir) / run.namespace, seen_valid=seen, log_fn=mlflow_logger(run.namespace),
+                   gate_reward=oracle if run.kind == "oracle_gate" else None, eval_reward=oracle)
     final = policy_checkpoint(res.model, encoder.layout, stage="rl", variant=run.variant.name, namespace=run.namespace,
                               seed=run.seed, item_tokens_sha256=sft_policy.config.get("item_tokens_sha256"),
                               step=params.max_steps)

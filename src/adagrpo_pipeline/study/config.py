@@ -1,0 +1,208 @@
+"""`params:study` and the plan it gives: bias levels × information levels, the RL runs of each,
+and every stage's parameters per setting (docs/architecture.md, "The controlled study").
+
+Settings: one simulated log per exposure-bias level (`bias_levels`: the logging policy's weight
+of log-popularity, `exposure_gamma`), hence one ingest, one tokenizer and one SFT policy per level
+(namespace `study.<level>`); per level, one ranker per information level (`information`: the
+noise of the latent user/item vectors the ranker sees, null = none of them), namespace
+`study.<level>.<information>`.
+
+Runs per level (each `RunSpec`, seed `study.seed`):
+- `study.<level>.sft_continue` (NLL only: no reward term),
+- `study.<level>.oracle.uniform` (the reward term on every sample with the oracle reward);
+per level and information:
+- `grpo`, `mix_matched`, `random_gate`, `adagrpo`, `oracle_gate`, `uniform`, all with that
+  ranker's reward (`oracle_gate`: the oracle decides d_rew, the ranker still gives the reward).
+
+The study's stage parameters are the project's (`params:ingest`, `params:sft`, …) with the
+study's overrides deep-merged, plus a state folder per setting: the derived block
+`study_settings` (see `adagrpo_pipeline.context`), read by the namespaced nodes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adagrpo_pipeline.adagrpo.config import Variant
+from adagrpo_pipeline.adagrpo.runs import RunSpec
+
+NAMESPACE = "study"
+ORACLE = "oracle"
+LEVEL_VARIANTS = ("sft_continue",)  # per bias level, reward-free
+ORACLE_VARIANTS = ("uniform",)  # per bias level, with the oracle reward
+RANKER_VARIANTS = ("grpo", "mix_matched", "random_gate", "adagrpo", "oracle_gate", "uniform")
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BiasLevel(_Strict):
+    name: str = Field(description="namespace-safe name, e.g. none, mild, strong")
+    exposure_gamma: float = Field(ge=0.0, description="weight of log-popularity in the simulator's logging policy")
+
+
+class InformationLevel(_Strict):
+    name: str = Field(description="namespace-safe name, e.g. policy_only, latent")
+    attribute_noise: float | None = Field(description="std of the Gaussian noise on the latent vectors the ranker sees, "
+                                          "relative to each coordinate's std; null = the ranker sees no latent vector")
+
+
+class StudyEvaluate(_Strict):
+    beams: int = Field(40, ge=10, description="unconstrained beam width of the test lists (2 x 10 + room for history items)")
+    batch_size: int = Field(256, ge=1)
+    bootstrap_resamples: int = Field(10_000, ge=100)
+    bootstrap_seed: int = 0
+    device: str = "auto"
+
+
+class StudyParams(_Strict):
+    """`params:study` (conf/base/parameters_study.yml)."""
+
+    synthetic: dict[str, Any] = Field(default_factory=dict, description="simulator parameters (SyntheticParams) shared "
+                                      "by every level; exposure_gamma comes from each level")
+    bias_levels: list[BiasLevel] = Field(min_length=1)
+    information: list[InformationLevel] = Field(min_length=1)
+    only_levels: list[str] | None = Field(None, description="run these bias levels only (e.g. --params "
+                                          "'study.only_levels=[strong]'); null = all")
+    attribute_seed: int = Field(0, description="seed of the noise on the latent vectors")
+    seed: int = Field(0, description="seed of every RL run")
+    overrides: dict[Literal["ingest", "tokenize", "sft", "reward", "adagrpo"], dict[str, Any]] = Field(
+        default_factory=dict, description="deep-merged into the project's stage parameters for the study")
+    evaluate: StudyEvaluate = StudyEvaluate()
+    state_dir: str = Field("data/06_models/study_state", description="resumable training state, one folder per setting")
+
+    @model_validator(mode="after")
+    def _names(self) -> StudyParams:
+        for kind, names in (("bias_levels", [b.name for b in self.bias_levels]),
+                            ("information", [i.name for i in self.information])):
+            bad = [n for n in names if not NAME.match(n) or n == ORACLE]
+            if bad or len(set(names)) != len(names):
+                raise ValueError(f"study.{kind} names must be distinct, lower-case identifiers other than "
+                                 f"'{ORACLE}' (they are Kedro namespaces), got {names}")
+        known = {b.name for b in self.bias_levels}
+        unknown = sorted(set(self.only_levels or ()) - known)
+        if unknown:
+            raise ValueError(f"study.only_levels names unknown bias level(s) {unknown}; the levels are {sorted(known)}")
+        if "exposure_gamma" in self.synthetic:
+            raise ValueError("study.synthetic.exposure_gamma is set per level (study.bias_levels), not shared")
+        return self
+
+    @property
+    def levels(self) -> list[BiasLevel]:
+        return [b for b in self.bias_levels if self.only_levels is None or b.name in self.only_levels]
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One RL run of the study: its level, its reward source (an information level's ranker or
+    the oracle) and its spec."""
+
+    level: str
+    reward: str  # an information level's name, or ORACLE
+    spec: RunSpec
+
+    @property
+    def variant(self) -> str:
+        return self.spec.variant.name
+
+
+def setting(level: str, reward: str | None = None) -> str:
+    """Namespace of a level (`study.<level>`) or of a level's ranker (`study.<level>.<reward>`)."""
+    return f"{NAMESPACE}.{level}" if reward is None else f"{NAMESPACE}.{level}.{reward}"
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    params: StudyParams
+    runs: tuple[StudyRun, ...]
+
+    @classmethod
+    def from_params(cls, p: StudyParams) -> StudyPlan:
+        runs = []
+        for b in p.levels:
+            def add(reward: str, kind: str, namespace: str) -> None:
+                runs.append(StudyRun(b.name, reward, RunSpec.of(Variant(kind), p.seed, namespace)))
+            for kind in LEVEL_VARIANTS:
+                add(ORACLE, kind, f"{setting(b.name)}.{kind}")  # reward-free: the oracle only rewards its logs
+            for kind in ORACLE_VARIANTS:
+                add(ORACLE, kind, f"{setting(b.name, ORACLE)}.{kind}")
+            for info in p.information:
+                for kind in RANKER_VARIANTS:
+                    add(info.name, kind, f"{setting(b.name, info.name)}.{kind}")
+        return cls(p, tuple(runs))
+
+    def stage_settings(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """The derived `study_settings` block: every stage's parameters per setting, from the
+        project's raw parameters with the study's overrides and state folders, validated into
+        each stage's model (so a bad override fails here, naming the setting, before any node)."""
+        return _typed(self._raw_settings(parameters))
+
+    def _raw_settings(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        p, o = self.params, self.params.overrides
+        state = p.state_dir.rstrip("/")
+        out: dict[str, Any] = {
+            "tokenize": deep_merge(parameters.get("tokenize", {}), o.get("tokenize", {})),
+            "adagrpo": deep_merge(parameters.get("adagrpo", {}),
+                                  {**o.get("adagrpo", {}), "state_dir": f"{state}/rl"}),
+        }
+        for b in p.levels:
+            synthetic = {**p.synthetic, "exposure_gamma": b.exposure_gamma, "latent_attributes": True}
+            ingest = deep_merge(parameters.get("ingest", {}), o.get("ingest", {}))
+            ingest = deep_merge(ingest, {"source": "synthetic", "synthetic": synthetic})
+            level: dict[str, Any] = {
+                "ingest": ingest,
+                "sft": deep_merge(parameters.get("sft", {}), {**o.get("sft", {}), "state_dir": f"{state}/{b.name}/sft"}),
+            }
+            base_reward = deep_merge(parameters.get("reward", {}), o.get("reward", {}))
+            for info in [*p.information, None]:
+                name = ORACLE if info is None else info.name
+                reward = deep_merge(base_reward, {"ranker": {"state_dir": f"{state}/{b.name}/{name}/ranker"}})
+                level[name] = {"reward": reward, "attribute_noise": None if info is None else info.attribute_noise}
+            out[b.name] = level
+        return out
+
+    def run_parameters(self) -> dict[str, RunSpec]:
+        return {r.spec.namespace: r.spec for r in self.runs}
+
+
+def _typed(raw: dict[str, Any]) -> dict[str, Any]:
+    from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
+    from adagrpo_pipeline.policy.config import SftParams
+    from adagrpo_pipeline.recdata.config import IngestParams
+    from adagrpo_pipeline.reward.config import RewardParams
+    from adagrpo_pipeline.semantic_ids.config import TokenizeParams
+
+    models = {"ingest": IngestParams, "sft": SftParams, "reward": RewardParams, "tokenize": TokenizeParams,
+              "adagrpo": AdaGrpoParams}
+
+    def walk(node: Any, path: str) -> Any:
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for k, v in node.items():
+            where = f"{path}.{k}"
+            if k in models and isinstance(v, dict):
+                try:
+                    out[k] = models[k].model_validate(v)
+                except ValueError as err:
+                    raise ValueError(f"study: the parameters {where} (the project's with study.overrides) do not "
+                                     f"validate:\n{err}") from err
+            else:
+                out[k] = walk(v, where)
+        return out
+
+    return walk(raw, "study_settings")
