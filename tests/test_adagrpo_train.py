@@ -169,3 +169,42 @@ def test_grpo_raises_the_reward_it_is_given(data, tmp_path: Path) -> None:
                eval_every=40, rollout={"group_size": 8})
     h = res.history[res.history["step"] > 0]
     assert h["reward_mean"].tail(5).mean() > h["reward_mean"].head(5).mean() + 0.2
+
+
+class Indifferent(RewardModel):
+    """The same score for every item: y* ties with every rollout, and ties favour y* (d_rew = 1)."""
+
+    def raw_scores(self, histories, candidate_item_ids, users=None):
+        return torch.zeros(torch.as_tensor(candidate_item_ids).shape)
+
+
+def test_oracle_gate_takes_d_rew_from_its_gate_reward_and_the_grpo_reward_from_the_ranker(data, tmp_path: Path) -> None:
+    trie, layout, encoder, train, valid = data
+    gate = Indifferent(_reward().ranker, None)
+
+    def run(variant: Variant, gate_reward=None, path: str = "x"):
+        return train_rl(build_policy(layout, SIZE, 0), encoder, train, valid, trie, _reward(),
+                        RunSpec.of(variant, 0, variant.name), _params(tmp_path / path, max_steps=2, k_rew=1, rollout={"group_size": 4, "constrained": True}), tmp_path / path,
+                        gate_reward=gate_reward).history.iloc[1:].reset_index(drop=True)
+
+    oracle_gate = run(Variant("oracle_gate"), gate, "oracle_gate")
+    adagrpo = run(Variant("adagrpo"), None, "adagrpo")
+    # k_rew = 1 and rollouts inside the trie: y* must rank first among valid items. The gate reward ranks it first on every sample, so pass_rew = 1
+    # and the gate is the policy diagnostic alone
+    assert (oracle_gate["pass_rew"] == 1).all() and (oracle_gate["admitted"] == oracle_gate["pass_pol"]).all()
+    assert (adagrpo["pass_rew"] < 1).any()  # the ranker does not
+    # same policy, seed and rollouts at step 1: the rewards GRPO sees are the ranker's in both runs
+    assert oracle_gate["reward_mean"].iloc[0] == pytest.approx(adagrpo["reward_mean"].iloc[0])
+    assert oracle_gate["pass_pol"].iloc[0] == adagrpo["pass_pol"].iloc[0]
+    with pytest.raises(ValueError, match="oracle_gate variant needs the oracle reward"):
+        run(Variant("oracle_gate"), None, "missing")
+
+
+def test_uniform_is_the_adagrpo_loss_with_every_sample_admitted(data, tmp_path: Path) -> None:
+    # k_pol = 0 and k_rew = G + 1: every diagnostic passes, so the gate admits everything
+    ada = _run(data, tmp_path / "ada", Variant("adagrpo"), k_pol=0, k_rew=5)
+    uni = _run(data, tmp_path / "uni", Variant("uniform"))
+    ha, hu = (r.history[r.history["step"] > 0].reset_index(drop=True) for r in (ada, uni))
+    assert (ha["admitted"] == 1).all()
+    pd.testing.assert_frame_equal(ha[LOSS_COLUMNS], hu[LOSS_COLUMNS])
+    assert Variant("uniform").weights(0.7) == (1.0, 0.7, False)

@@ -13,6 +13,7 @@ from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
 from adagrpo_pipeline.recdata.config import IngestParams
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.semantic_ids.config import TokenizeParams
+from adagrpo_pipeline.study.config import StudyParams
 from adagrpo_pipeline.tracking import flatten, metric_name, metrics_payload
 
 from conftest import REPO, load_parameters
@@ -46,7 +47,7 @@ def test_mlflow_metric_names() -> None:
 
 
 MODELS = {"ingest": IngestParams, "tokenize": TokenizeParams, "sft": SftParams, "evaluate": EvaluateParams,
-          "reward": RewardParams, "adagrpo": AdaGrpoParams, "tune": TuneParams}
+          "reward": RewardParams, "adagrpo": AdaGrpoParams, "tune": TuneParams, "study": StudyParams}
 
 
 @pytest.mark.parametrize("stage", list(MODELS))

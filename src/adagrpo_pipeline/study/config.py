@@ -62,19 +62,41 @@ class StudyEvaluate(_Strict):
     device: str = "auto"
 
 
-class StudyParams(_Strict):
-    """`params:study` (conf/base/parameters_study.yml)."""
+DEFAULT_SYNTHETIC = {"n_users": 3000, "n_items": 800, "n_categories": 12, "n_brands": 30, "dim": 16, "requests_per_user": 30,
+                     "slate_size": 10, "popularity_zipf": 1.0, "personalization": 2.0, "policy_noise": 1.0, "drift": 0.1,
+                     "click_pull": 0.2, "click_scale": 4.0, "click_bias": -2.0, "position_eta": 1.0, "seed": 0}
+DEFAULT_OVERRIDES = {
+    "ingest": {"exposure_thresholds": {
+        "gini_exposure": {"warn": 0.6, "fail": 1.0, "direction": "max"},
+        "top10pct_share_exposure": {"warn": 0.5, "fail": 1.0, "direction": "max"},
+        "top1pct_share_exposure": {"warn": 0.2, "fail": 1.0, "direction": "max"},
+        "catalog_coverage": {"warn": 0.8, "fail": 0.0, "direction": "min"}}},
+    "sft": {"max_steps": 1200, "eval_every": 300, "checkpoint_every": 300, "eval_users": 1000},
+    "reward": {"ranker": {"max_steps": 400, "eval_every": 100, "checkpoint_every": 100, "patience": 2},
+               "informativeness": {"resamples": 2000}},
+    "adagrpo": {"max_steps": 40, "checkpoint_every": 20, "eval_every": 20, "eval_users": 1000},
+}
 
-    synthetic: dict[str, Any] = Field(default_factory=dict, description="simulator parameters (SyntheticParams) shared "
-                                      "by every level; exposure_gamma comes from each level")
-    bias_levels: list[BiasLevel] = Field(min_length=1)
-    information: list[InformationLevel] = Field(min_length=1)
+
+class StudyParams(_Strict):
+    """`params:study` (conf/base/parameters_study.yml, whose values are these defaults)."""
+
+    synthetic: dict[str, Any] = Field(default_factory=lambda: copy.deepcopy(DEFAULT_SYNTHETIC),
+                                      description="simulator parameters (SyntheticParams) shared by every level; "
+                                      "exposure_gamma comes from each level")
+    bias_levels: list[BiasLevel] = Field(default_factory=lambda: [
+        BiasLevel(name="none", exposure_gamma=0.0), BiasLevel(name="mild", exposure_gamma=1.0),
+        BiasLevel(name="strong", exposure_gamma=2.0)], min_length=1)
+    information: list[InformationLevel] = Field(default_factory=lambda: [
+        InformationLevel(name="policy_only", attribute_noise=None), InformationLevel(name="latent", attribute_noise=0.5)],
+        min_length=1)
     only_levels: list[str] | None = Field(None, description="run these bias levels only (e.g. --params "
                                           "'study.only_levels=[strong]'); null = all")
     attribute_seed: int = Field(0, description="seed of the noise on the latent vectors")
     seed: int = Field(0, description="seed of every RL run")
     overrides: dict[Literal["ingest", "tokenize", "sft", "reward", "adagrpo"], dict[str, Any]] = Field(
-        default_factory=dict, description="deep-merged into the project's stage parameters for the study")
+        default_factory=lambda: copy.deepcopy(DEFAULT_OVERRIDES),
+        description="deep-merged into the project's stage parameters for the study")
     evaluate: StudyEvaluate = StudyEvaluate()
     state_dir: str = Field("data/06_models/study_state", description="resumable training state, one folder per setting")
 
