@@ -43,6 +43,10 @@ def test_study_runs_end_to_end_and_reports_every_setting(project: Path) -> None:
     per_split = premise.groupby(["level", "information", "strata_by", "reward", "metric"])["samples"].sum()
     assert (per_split == row["users"]).all()
     assert len(summary["premise_verdicts"]) == 2 * 2 * 2 * 2 * 2 and summary["reading"]
+    # AdaGRPO against each of its 5 controls with the same ranker: 2 levels x 2 rankers x 2 checkpoints x 2 metrics
+    contrasts = pd.DataFrame(summary["adagrpo_vs_controls"])
+    assert len(contrasts) == 2 * 2 * 5 * 2 * 2 and set(contrasts["against"]) == {
+        "random_gate", "mix_matched", "oracle_gate", "uniform", "grpo"}
     md = (out / "study.md").read_text()
     assert "## Plain reading" in md and "Premise (strata by the ranker's diagnostics, oracle reward" in md
 

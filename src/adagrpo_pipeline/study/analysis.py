@@ -117,8 +117,30 @@ def summary_table(x: StudyInputs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _stratum_label(pass_pol: bool, pass_rew: bool) -> str:
-    return next(label for pp, pr, label in STRATA if pp == pass_pol and pr == pass_rew)
+CONTRASTS = ("random_gate", "mix_matched", "oracle_gate", "uniform", "grpo")
+
+
+def contrast_table(x: StudyInputs) -> pd.DataFrame:
+    """Per level × information × checkpoint: AdaGRPO − each control with the same ranker (the
+    random gate and the matched dose: the diagnostics vs a lower dose; `oracle_gate`: what the
+    ranker's d_rew loses to the truth; `uniform`: the gate vs none), paired over test users."""
+    p = x.plan.params
+    rows = []
+    for run, out in x.outcomes.items():
+        if run.variant != "adagrpo":
+            continue
+        users = np.sort(x.sft[run.level]["user_id"].to_numpy())
+        for other in CONTRASTS:
+            o = next((v for r, v in x.outcomes.items() if (r.level, r.reward, r.variant) == (run.level, run.reward, other)), None)
+            if o is None:
+                continue
+            for checkpoint in CHECKPOINTS:
+                a, b = out[out["checkpoint"] == checkpoint], o[o["checkpoint"] == checkpoint]
+                for m in METRICS:
+                    d = _diff(_aligned(a, users, m, run.spec.namespace), _aligned(b, users, m, other), p)
+                    rows.append({"level": run.level, "information": run.reward, "checkpoint": checkpoint,
+                                 "against": other, "metric": m, **_cols("delta", d)})
+    return pd.DataFrame(rows)
 
 
 def premise_table(x: StudyInputs) -> pd.DataFrame:
@@ -248,9 +270,10 @@ def _fmt(row: pd.Series, prefix: str) -> str:
     return f"{row[prefix]:+.4f} [{row[f'{prefix}_ci_low']:+.4f}, {row[f'{prefix}_ci_high']:+.4f}] {row[f'{prefix}_call']}"
 
 
-def _reading(table: pd.DataFrame, verdicts: pd.DataFrame, params: StudyParams) -> list[str]:
+def _reading(table: pd.DataFrame, contrasts: pd.DataFrame, verdicts: pd.DataFrame, params: StudyParams) -> list[str]:
     """Plain sentences: where AdaGRPO helps, where it does not, whether the premise held."""
     final = table[table["checkpoint"] == "final"].set_index(["level", "reward", "variant"])
+    c_final = contrasts[(contrasts["checkpoint"] == "final") & (contrasts["metric"] == HEADLINE)]
     lines = []
     for b in params.levels:
         for info in params.information:
@@ -262,10 +285,9 @@ def _reading(table: pd.DataFrame, verdicts: pd.DataFrame, params: StudyParams) -
                      f"utility {_fmt(a, 'd_utility@10_vs_sft')}, HR@10 {_fmt(a, 'd_hit@10_filtered_vs_sft')}; vs "
                      f"sft_continue utility {_fmt(a, 'd_utility@10_vs_sft_continue')}"]
             for other in ("random_gate", "oracle_gate", "uniform"):
-                if (*key, other) in final.index:
-                    o = final.loc[(*key, other)]
-                    parts.append(f"{other} − SFT utility {o['d_utility@10_vs_sft']:+.4f} "
-                                 f"(AdaGRPO − {other}: {a['d_utility@10_vs_sft'] - o['d_utility@10_vs_sft']:+.4f})")
+                c = c_final[(c_final["level"] == b.name) & (c_final["information"] == info.name) & (c_final["against"] == other)]
+                if len(c):
+                    parts.append(f"AdaGRPO − {other} utility {_fmt(c.iloc[0], 'delta')}")
             parts.append(f"admitted {a['admitted']:.3f}")
             lines.append("- " + "; ".join(parts) + ".")
     helps = table[(table["checkpoint"] == "final") & (table["variant"] == "adagrpo")]
@@ -286,6 +308,19 @@ def _reading(table: pd.DataFrame, verdicts: pd.DataFrame, params: StudyParams) -
     return lines
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN → null (strict JSON), numpy scalars → Python ones."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
 def _md_table(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, floatfmt=".4f")
 
@@ -294,6 +329,7 @@ def build_study_report(x: StudyInputs, params: StudyParams) -> StudyReport:
     table = summary_table(x)
     premise = premise_table(x)
     verdicts = premise_verdicts(premise)
+    contrasts = contrast_table(x)
     mde = {m: float(table[f"d_{m}_vs_sft_mde"].median()) for m in METRICS}
     settings = []
     for b in params.levels:
@@ -316,7 +352,7 @@ def build_study_report(x: StudyInputs, params: StudyParams) -> StudyReport:
     sft_rows = pd.DataFrame([{"level": lv, **{m: float(o[m].mean()) for m in ("utility@10", "hit@10_filtered", "hit@10",
                                                                           "hallucination@10")}, "users": len(o)}
                              for lv, o in x.sft.items()])
-    reading = _reading(table, verdicts, params)
+    reading = _reading(table, contrasts, verdicts, params)
     summary = {
         "design": {"levels": [b.model_dump() for b in params.levels], "information": [i.model_dump() for i in params.information],
                    "seed": params.seed, "seeds_per_run": 1, "ci": "95% percentile bootstrap over test users, "
@@ -325,6 +361,7 @@ def build_study_report(x: StudyInputs, params: StudyParams) -> StudyReport:
         "settings": settings_df.to_dict(orient="records"),
         "sft": sft_rows.to_dict(orient="records"),
         "runs": table.to_dict(orient="records"),
+        "adagrpo_vs_controls": contrasts.to_dict(orient="records"),
         "premise": premise.to_dict(orient="records"),
         "premise_verdicts": verdicts.to_dict(orient="records"),
         "reading": reading,
@@ -338,6 +375,8 @@ def build_study_report(x: StudyInputs, params: StudyParams) -> StudyReport:
     best_shown = best[["level", "reward", "variant", "step", "utility@10", "hit@10_filtered"]].copy()
     best_shown["Δ utility@10 vs SFT"] = best.apply(lambda r: _fmt(r, "d_utility@10_vs_sft"), axis=1)
     best_shown["Δ HR@10 vs SFT"] = best.apply(lambda r: _fmt(r, "d_hit@10_filtered_vs_sft"), axis=1)
+    contrast_shown = contrasts[["level", "information", "checkpoint", "against", "metric"]].copy()
+    contrast_shown["AdaGRPO − control (95% CI)"] = contrasts.apply(lambda r: _fmt(r, "delta"), axis=1)
     prem = premise[(premise["strata_by"] == "ranker")].copy()
     prem["effect (95% CI)"] = prem.apply(lambda r: _fmt(r, "effect") or r["effect_call"], axis=1)
     prem_shown = prem[["level", "information", "metric", "stratum", "samples", "reward", "effect (95% CI)"]]
@@ -353,10 +392,11 @@ def build_study_report(x: StudyInputs, params: StudyParams) -> StudyReport:
         "## Settings: exposure bias and what the reward knows", "", _md_table(settings_df), "",
         "## SFT policy per level (test)", "", _md_table(sft_rows), "",
         "## Every run vs SFT and vs sft_continue (final checkpoint)", "", _md_table(shown), "",
+        "## AdaGRPO against its controls (same ranker, paired)", "", _md_table(contrast_shown), "",
         "## Checkpoint chosen on valid (NDCG@10 filtered; step 0 = the SFT policy)", "", _md_table(best_shown), "",
         "## Premise test: the reward term's effect (uniform − sft_continue) per stratum of the SFT policy's diagnostics "
         "(strata by the ranker's d_rew)", "", _md_table(prem_shown), "",
         "## Premise verdicts", "", _md_table(verdicts), "",
         "Figures: `study_deltas.png` (Δ vs SFT against bias), `study_strata.png` (the premise test).", "",
     ]
-    return StudyReport(summary, table, premise, plot_deltas(table, params), plot_strata(premise, params), "\n".join(md))
+    return StudyReport(_json_safe(summary), table, premise, plot_deltas(table, params), plot_strata(premise, params), "\n".join(md))
