@@ -48,7 +48,7 @@ def test_study_runs_end_to_end_and_reports_every_setting(project: Path) -> None:
     assert len(contrasts) == 2 * 2 * 5 * 2 * 2 and set(contrasts["against"]) == {
         "random_gate", "mix_matched", "oracle_gate", "uniform", "grpo"}
     md = (out / "study.md").read_text()
-    assert "## Plain reading" in md and "Premise (strata by the ranker's diagnostics, oracle reward" in md
+    assert "## Plain reading" in md and "Premise on true utility@10 (strata by the ranker's d_rew, oracle reward)" in md
 
 
 def test_one_bias_level_alone_with_params(project: Path) -> None:

@@ -298,13 +298,17 @@ def _reading(table: pd.DataFrame, contrasts: pd.DataFrame, verdicts: pd.DataFram
                      + (f" ({', '.join(up['level'] + '/' + up['reward'])})" if len(up) else "")
                      + f", loses in {len(down)}" + (f" ({', '.join(down['level'] + '/' + down['reward'])})" if len(down) else "")
                      + ", the rest not resolved.")
-    v = verdicts[(verdicts["strata_by"] == "ranker") & (verdicts["metric"] == HEADLINE)]
-    for reward in ("ranker", "oracle"):
-        sub = v[v["reward"] == reward]
-        held = sub[sub["verdict"] == "holds"]
-        lines.append(f"- Premise (strata by the ranker's diagnostics, {reward} reward, true utility): holds in "
-                     f"{len(held)} of {len(sub)} settings" + (f" ({', '.join(held['level'] + '/' + held['information'])})"
-                                                            if len(held) else "") + ".")
+    for m, label in METRICS.items():
+        for source in ("ranker", "oracle"):
+            v = verdicts[(verdicts["strata_by"] == source) & (verdicts["metric"] == m)]
+            for reward in ("ranker", "oracle"):
+                sub = v[v["reward"] == reward]
+                counts = {k: int(sub["verdict"].str.startswith(k).sum()) for k in ("holds", "partly", "no")}
+                held = sub[sub["verdict"] == "holds"]
+                lines.append(f"- Premise on {label} (strata by the {source}'s d_rew, {reward} reward): holds in "
+                             f"{counts['holds']} of {len(sub)} settings"
+                             + (f" ({', '.join(held['level'] + '/' + held['information'])})" if len(held) else "")
+                             + f"; partly (rejected strata gain too) in {counts['partly']}; no in {counts['no']}.")
     return lines
 
 
