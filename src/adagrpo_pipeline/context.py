@@ -72,17 +72,24 @@ class ProjectContext(KedroContext):
     def study_plan(self) -> StudyPlan | None:
         return study_from_parameters(self.config_loader["parameters"])
 
+    @cached_property
+    def study_settings(self) -> dict[str, Any] | None:
+        """The derived `study_settings` block (None without a study), built once per context."""
+        if self.study_plan is None:
+            return None
+        try:
+            return self.study_plan.stage_settings(self.config_loader["parameters"])
+        except ValueError as err:
+            raise RunPlanError(str(err)) from err
+
     @property
     def params(self) -> dict[str, Any]:
         params = super().params
         study = self.study_plan
         if study is None:
             return {**params, RUNS: self.run_plan.parameters()}
-        try:
-            settings = study.stage_settings(self.config_loader["parameters"])
-        except ValueError as err:
-            raise RunPlanError(str(err)) from err
-        return {**params, RUNS: {**self.run_plan.parameters(), **study.run_parameters()}, STUDY_SETTINGS: settings}
+        return {**params, RUNS: {**self.run_plan.parameters(), **study.run_parameters()},
+                STUDY_SETTINGS: self.study_settings}
 
 
 def study_from_parameters(parameters: dict[str, Any]) -> StudyPlan | None:

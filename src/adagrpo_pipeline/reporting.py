@@ -85,7 +85,7 @@ def strata_wide(strata: pd.DataFrame) -> pd.DataFrame:
     return base.join(wide[list(dict.fromkeys(strata["variant"]))]).reindex(order).reset_index()
 
 
-def _variant_colors(variants: list[str]) -> dict[str, tuple]:
+def variant_colors(variants: list[str]) -> dict[str, tuple]:
     cmap = matplotlib.colormaps["tab10"]
     return {v: cmap(i % 10) for i, v in enumerate(variants)}
 
@@ -96,7 +96,7 @@ def plot_dynamics(histories: dict[RunSpec, pd.DataFrame]) -> Figure:
     panels = [("valid_hr@10", "HR@10 (valid)"), ("valid_hallucination@10", "hallucination@10 (valid)"),
               ("valid_reward@10", "mean reward of the top-10 (valid)")]
     variants = list(dict.fromkeys(r.variant.name for r in histories))
-    colors = _variant_colors(variants)
+    colors = variant_colors(variants)
     fig = Figure(figsize=(15, 4.2))
     axes = fig.subplots(1, 3)
     for variant in variants:
@@ -119,7 +119,7 @@ def plot_frontier(points: pd.DataFrame, references: pd.DataFrame) -> Figure:
     and the reference rows."""
     fig = Figure(figsize=(7, 5))
     ax = fig.subplots()
-    colors = _variant_colors(list(dict.fromkeys(points["variant"])))
+    colors = variant_colors(list(dict.fromkeys(points["variant"])))
     for variant, grp in points.groupby("variant", sort=False):
         ax.scatter(grp["hallucination@10"], grp["hr@10"], s=18 + 40 * grp["step"] / max(grp["step"].max(), 1),
                    color=colors[variant], alpha=0.7, label=variant)
@@ -138,7 +138,7 @@ def plot_strata(strata: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     labels = [s[2] for s in STRATA]
     variants = list(dict.fromkeys(strata["variant"]))
-    colors = _variant_colors(variants)
+    colors = variant_colors(variants)
     width = 0.8 / max(len(variants), 1)
     for i, variant in enumerate(variants):
         sub = strata[strata["variant"] == variant].set_index("stratum").reindex(labels)

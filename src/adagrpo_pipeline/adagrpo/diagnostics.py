@@ -23,7 +23,9 @@ from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 
 from .config import RolloutParams
-from .rollouts import Rollouts, encode, rollout, rollout_generator, sequence_logprobs
+from .rollouts import Rollouts, encode, rescore, rollout, rollout_generator, sequence_logprobs
+
+GATE_COLUMNS = ("d_rew", "pass_rew", "admitted")  # what a second reward changes (d_pol is the policy's)
 
 
 def sequence_keys(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -86,9 +88,11 @@ def diagnose(ro: Rollouts, logp: torch.Tensor, vocab_size: int, k_pol: int, k_re
 @torch.no_grad()
 def sample_diagnostics(model, encoder: HistoryEncoder, samples: pd.DataFrame, trie: SidTrie, reward_model: RewardModel,
                        rollout_params: RolloutParams, k_pol: int, k_rew: int, seed: int, batch_size: int,
-                       device: torch.device) -> pd.DataFrame:
+                       device: torch.device, gate_reward: RewardModel | None = None) -> pd.DataFrame:
     """d_pol, d_rew, each pass and the gate of every sample under `model` (e.g. the SFT policy
-    on the test split: the strata of the report), with the RL stage's rollout settings."""
+    on the test split: the strata of the report), with the RL stage's rollout settings.
+    `gate_reward` (e.g. the controlled study's oracle): also its d_rew, pass_rew and gate on the
+    same rollouts, columns suffixed `_gate`."""
     model.eval()
     trie = trie.to(device)
     histories, users, targets = samples["history"].to_list(), samples["user_id"].to_numpy(), samples["target"].to_numpy()
@@ -99,7 +103,12 @@ def sample_diagnostics(model, encoder: HistoryEncoder, samples: pd.DataFrame, tr
         ro = rollout(model, x, mask, encoder.targets(targets[sl]).to(device), targets[sl], histories[sl], trie,
                      reward_model, rollout_params, rollout_generator(seed, lo, device), users[sl])
         logp = sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs)
-        diag = diagnose(ro, logp, encoder.layout.vocab_size, k_pol, k_rew)
-        out.append(diag.frame().assign(user_id=users[sl]))
+        frame = diagnose(ro, logp, encoder.layout.vocab_size, k_pol, k_rew).frame().assign(user_id=users[sl])
+        if gate_reward is not None:
+            gate = diagnose(rescore(ro, targets[sl], histories[sl], gate_reward, users[sl]), logp,
+                            encoder.layout.vocab_size, k_pol, k_rew).frame()
+            frame = frame.assign(**{f"{c}_gate": gate[c] for c in GATE_COLUMNS})
+        out.append(frame)
     df = pd.concat(out, ignore_index=True)
-    return df[["user_id", "d_pol", "d_rew", "pass_pol", "pass_rew", "admitted"]]
+    gated = [f"{c}_gate" for c in GATE_COLUMNS] if gate_reward is not None else []
+    return df[["user_id", "d_pol", "d_rew", "pass_pol", "pass_rew", "admitted", *gated]]

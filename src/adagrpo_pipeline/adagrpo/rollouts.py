@@ -69,22 +69,24 @@ def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Ten
                      generator=generator)
     else:
         dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
-    cand = torch.cat([torch.tensor(np.asarray(targets), device=dec.items.device)[:, None], dec.items], dim=1)
-    scored = reward_model.score(histories, cand, users)  # y* and its rollouts in one ranker pass
-    rewards, raw = scored.rewards.float(), scored.raw.float()
     seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)
-    return Rollouts(seqs, dec.items, rewards[:, 1:], rewards[:, 0], raw[:, 1:], raw[:, 0], scored.fixed[:, 1:],
-                    scored.fixed[:, 0])
+    return _scored(seqs, dec.items, targets, histories, reward_model, users)
 
 
 def rescore(ro: Rollouts, targets: np.ndarray, histories: list, reward_model: RewardModel,
             users: np.ndarray | None = None) -> Rollouts:
     """The same y* and rollouts scored by another reward model (e.g. the oracle of the controlled
     study, whose ranks give `oracle_gate` its d_rew)."""
-    cand = torch.cat([torch.tensor(np.asarray(targets), device=ro.items.device)[:, None], ro.items], dim=1)
+    return _scored(ro.seqs, ro.items, targets, histories, reward_model, users)
+
+
+def _scored(seqs: torch.Tensor, items: torch.Tensor, targets: np.ndarray, histories: list, reward_model: RewardModel,
+            users: np.ndarray | None) -> Rollouts:
+    """Rollouts of y* and the candidates `items`, with their rewards (one ranker pass for both)."""
+    cand = torch.cat([torch.tensor(np.asarray(targets), device=items.device)[:, None], items], dim=1)
     scored = reward_model.score(histories, cand, users)
     rewards, raw = scored.rewards.float(), scored.raw.float()
-    return Rollouts(ro.seqs, ro.items, rewards[:, 1:], rewards[:, 0], raw[:, 1:], raw[:, 0], scored.fixed[:, 1:],
+    return Rollouts(seqs, items, rewards[:, 1:], rewards[:, 0], raw[:, 1:], raw[:, 0], scored.fixed[:, 1:],
                     scored.fixed[:, 0])
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from adagrpo_pipeline.reporting import STRATA
+from adagrpo_pipeline.reporting import STRATA, variant_colors
 from adagrpo_pipeline.stats import PairedDifference, paired_difference
 
 from .config import ORACLE, StudyParams, StudyPlan, StudyRun
@@ -194,10 +193,6 @@ def premise_verdicts(premise: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _next_color(used: dict[str, tuple]) -> tuple:
-    return matplotlib.colormaps["tab10"](len(used) % 10)
-
-
 def plot_deltas(table: pd.DataFrame, params: StudyParams) -> Figure:
     """Δ true utility@10 and Δ HR@10 (filtered) vs SFT with 95% CIs against the exposure bias,
     one panel per metric × information level (final checkpoints); the reward-free
@@ -206,12 +201,12 @@ def plot_deltas(table: pd.DataFrame, params: StudyParams) -> Figure:
     infos = [i.name for i in params.information]
     fig = Figure(figsize=(5.2 * len(infos), 8))
     axes = np.atleast_2d(fig.subplots(len(METRICS), len(infos), squeeze=False))
-    colors: dict[str, tuple] = {}
     for col, info in enumerate(infos):
         series = [(f"{v} (oracle reward)" if v == "uniform" else v, final[(final["reward"] == ORACLE) & (final["variant"] == v)])
                   for v in dict.fromkeys(final.loc[final["reward"] == ORACLE, "variant"])]
         series += [(v, final[(final["reward"] == info) & (final["variant"] == v)])
                    for v in dict.fromkeys(final.loc[final["reward"] == info, "variant"])]
+        colors = variant_colors([name for name, _ in series])  # the same series, so the same colours, in every column
         for row, (m, label) in enumerate(METRICS.items()):
             ax = axes[row, col]
             for j, (name, sub) in enumerate(series):
@@ -220,7 +215,7 @@ def plot_deltas(table: pd.DataFrame, params: StudyParams) -> Figure:
                 y = sub[f"d_{m}_vs_sft"].to_numpy()
                 err = np.vstack([y - sub[f"d_{m}_vs_sft_ci_low"].to_numpy(), sub[f"d_{m}_vs_sft_ci_high"].to_numpy() - y])
                 ax.errorbar(sub["exposure_gamma"] + offset, y, yerr=err, marker="o", ms=4, capsize=3, lw=1.2,
-                            ls="--" if "oracle" in name else "-", color=colors.setdefault(name, _next_color(colors)),
+                            ls="--" if "oracle" in name else "-", color=colors[name],
                             label=name)
             ax.axhline(0, color="black", lw=0.8)
             ax.set(xlabel="exposure bias (logging policy's popularity weight γ)", ylabel=f"Δ {label} vs SFT",

@@ -171,29 +171,30 @@ class StudyPlan:
         """The derived `study_settings` block: every stage's parameters per setting, from the
         project's raw parameters with the study's overrides and state folders, validated into
         each stage's model (so a bad override fails here, naming the setting, before any node)."""
-        return _typed(self._raw_settings(parameters))
-
-    def _raw_settings(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        p, o = self.params, self.params.overrides
+        p = self.params
         state = p.state_dir.rstrip("/")
-        out: dict[str, Any] = {
-            "tokenize": deep_merge(parameters.get("tokenize", {}), o.get("tokenize", {})),
-            "adagrpo": deep_merge(parameters.get("adagrpo", {}),
-                                  {**o.get("adagrpo", {}), "state_dir": f"{state}/rl"}),
-        }
+
+        def stage(name: str, where: str, update: dict[str, Any] | None = None) -> BaseModel:
+            raw = deep_merge(deep_merge(parameters.get(name, {}), p.overrides.get(name, {})), update or {})
+            try:
+                return _stage_models()[name].model_validate(raw)
+            except ValueError as err:
+                raise ValueError(f"study: the parameters study_settings.{where} (the project's with study.overrides) "
+                                 f"do not validate:\n{err}") from err
+
+        out: dict[str, Any] = {"tokenize": stage("tokenize", "tokenize"),
+                               "adagrpo": stage("adagrpo", "adagrpo", {"state_dir": f"{state}/rl"})}
         for b in p.levels:
             synthetic = {**p.synthetic, "exposure_gamma": b.exposure_gamma, "latent_attributes": True}
-            ingest = deep_merge(parameters.get("ingest", {}), o.get("ingest", {}))
-            ingest = deep_merge(ingest, {"source": "synthetic", "synthetic": synthetic})
             level: dict[str, Any] = {
-                "ingest": ingest,
-                "sft": deep_merge(parameters.get("sft", {}), {**o.get("sft", {}), "state_dir": f"{state}/{b.name}/sft"}),
+                "ingest": stage("ingest", f"{b.name}.ingest", {"source": "synthetic", "synthetic": synthetic}),
+                "sft": stage("sft", f"{b.name}.sft", {"state_dir": f"{state}/{b.name}/sft"}),
             }
-            base_reward = deep_merge(parameters.get("reward", {}), o.get("reward", {}))
             for info in [*p.information, None]:
                 name = ORACLE if info is None else info.name
-                reward = deep_merge(base_reward, {"ranker": {"state_dir": f"{state}/{b.name}/{name}/ranker"}})
-                level[name] = {"reward": reward, "attribute_noise": None if info is None else info.attribute_noise}
+                level[name] = {"reward": stage("reward", f"{b.name}.{name}.reward",
+                                               {"ranker": {"state_dir": f"{state}/{b.name}/{name}/ranker"}}),
+                               "attribute_noise": None if info is None else info.attribute_noise}
             out[b.name] = level
         return out
 
@@ -201,30 +202,14 @@ class StudyPlan:
         return {r.spec.namespace: r.spec for r in self.runs}
 
 
-def _typed(raw: dict[str, Any]) -> dict[str, Any]:
+def _stage_models() -> dict[str, type[BaseModel]]:
+    """Each stage's parameter model (imported here: the stage libraries import this package's
+    neighbours, not the other way round)."""
     from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
     from adagrpo_pipeline.policy.config import SftParams
     from adagrpo_pipeline.recdata.config import IngestParams
     from adagrpo_pipeline.reward.config import RewardParams
     from adagrpo_pipeline.semantic_ids.config import TokenizeParams
 
-    models = {"ingest": IngestParams, "sft": SftParams, "reward": RewardParams, "tokenize": TokenizeParams,
-              "adagrpo": AdaGrpoParams}
-
-    def walk(node: Any, path: str) -> Any:
-        if not isinstance(node, dict):
-            return node
-        out = {}
-        for k, v in node.items():
-            where = f"{path}.{k}"
-            if k in models and isinstance(v, dict):
-                try:
-                    out[k] = models[k].model_validate(v)
-                except ValueError as err:
-                    raise ValueError(f"study: the parameters {where} (the project's with study.overrides) do not "
-                                     f"validate:\n{err}") from err
-            else:
-                out[k] = walk(v, where)
-        return out
-
-    return walk(raw, "study_settings")
+    return {"ingest": IngestParams, "sft": SftParams, "reward": RewardParams, "tokenize": TokenizeParams,
+            "adagrpo": AdaGrpoParams}

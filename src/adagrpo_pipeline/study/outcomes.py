@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from adagrpo_pipeline.policy.evaluation import decode_lists
-from adagrpo_pipeline.policy.metrics import drop_seen, hit_rank
+from adagrpo_pipeline.policy.metrics import drop_seen, hit_rank, hits_table
 from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.recdata.simulator import LATENT_PREFIX
 from adagrpo_pipeline.reward.reward import RewardModel
@@ -58,10 +58,7 @@ def list_outcomes(model, encoder: HistoryEncoder, trie: SidTrie, samples: pd.Dat
     utility = oracle(histories, torch.as_tensor(top), users).float().cpu().numpy()
     kept = filtered >= 0
     utility_f = np.where(kept, oracle(histories, torch.as_tensor(filtered), users).float().cpu().numpy(), 0.0)
-    return pd.DataFrame({
-        "user_id": users,
-        "hit@10": (hit_rank(top, targets) >= 0).astype(float),
-        "hit@10_filtered": (rank_f >= 0).astype(float),
+    return hits_table(users, targets, ranked, filtered).assign(**{
         "ndcg@10_filtered": np.where(rank_f >= 0, 1.0 / np.log2(np.maximum(rank_f, 0) + 2.0), 0.0),
         "hallucination@10": (top < 0).mean(axis=1),
         "utility@10": utility.mean(axis=1),

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
-from adagrpo_pipeline.adagrpo.diagnostics import sample_diagnostics
+from adagrpo_pipeline.adagrpo.diagnostics import GATE_COLUMNS, sample_diagnostics
 from adagrpo_pipeline.adagrpo.runs import RunSpec
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
 from adagrpo_pipeline.reporting import SELECT_ON
@@ -76,17 +76,12 @@ def sft_diagnostics(sft_policy: Checkpoint, ranker_model: Checkpoint, reward_cal
     rollouts (same seed), with the oracle in its place: the strata of the premise test."""
     device = resolve_device(params.evaluate.device)
     model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, device)
-    trie = SidTrie.from_tensors(sid_trie)
-    frames = {}
-    for name, reward in (("ranker", RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, device)),
-                         ("oracle", RewardModel.from_artifacts(oracle_model, CALIBRATION, reward_params, device))):
-        frames[name] = sample_diagnostics(model, encoder, test_sequences, trie, reward, rl_params.rollout, rl_params.k_pol,
-                                          rl_params.k_rew, rl_params.seed, params.evaluate.batch_size, device)
-    r, o = frames["ranker"], frames["oracle"]
-    if not (r["d_pol"].to_numpy() == o["d_pol"].to_numpy()).all():
-        raise RuntimeError("the ranker's and the oracle's diagnostics saw different rollouts")
-    out = r.merge(o[["user_id", "d_rew", "pass_rew", "admitted"]], on="user_id", suffixes=("", "_oracle"),
-                  validate="one_to_one")
+    ranker = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, device)
+    oracle = RewardModel.from_artifacts(oracle_model, CALIBRATION, reward_params, device)
+    diag = sample_diagnostics(model, encoder, test_sequences, SidTrie.from_tensors(sid_trie), ranker, rl_params.rollout,
+                              rl_params.k_pol, rl_params.k_rew, rl_params.seed, params.evaluate.batch_size, device,
+                              gate_reward=oracle)
+    out = diag.rename(columns={f"{c}_gate": f"{c}_oracle" for c in GATE_COLUMNS})
     log.info("SFT on test: admitted %.3f by the ranker's gate, %.3f by the oracle's; pass_rew %.3f vs %.3f; "
              "agreement of pass_rew %.3f", out["admitted"].mean(), out["admitted_oracle"].mean(), out["pass_rew"].mean(),
              out["pass_rew_oracle"].mean(), (out["pass_rew"] == out["pass_rew_oracle"]).mean())

@@ -29,6 +29,10 @@ REWARD_NODES = ("reward.train_reward_ranker", "reward.calibrate_reward", "reward
                 "reward.measure_reward_informativeness")
 
 
+# Kedro prefixes a namespaced pipeline's parameters with the namespace unless they are mapped, so
+# every shared parameter below is mapped, to itself where its name stays.
+
+
 def _settings(level: str, *keys: str) -> str:
     return "params:study_settings." + ".".join((level, *keys))
 
@@ -96,17 +100,13 @@ def run_pipeline(run: StudyRun) -> Pipeline:
                     tags=["rl", run.variant])
 
 
-def _key(name: str) -> str:
-    return name.replace(".", "__")
-
-
 def report_inputs(plan: StudyPlan) -> dict[str, str]:
     """The report node's inputs: keyword → dataset (`StudyInputs.from_node_inputs` parses them)."""
     inputs = {"params": STUDY}
     for b in plan.params.levels:
         lv = setting(b.name)
-        inputs[_key(f"sft__{b.name}")] = f"{lv}.sft_outcomes"
-        inputs[_key(f"exposure__{b.name}")] = f"{lv}.exposure_metrics"
+        inputs[f"sft__{b.name}"] = f"{lv}.sft_outcomes"
+        inputs[f"exposure__{b.name}"] = f"{lv}.exposure_metrics"
         for info in plan.params.information:
             ns = setting(b.name, info.name)
             inputs[f"diag__{b.name}__{info.name}"] = f"{ns}.sft_diagnostics"
