@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adagrpo_pipeline.recdata.errors import DataValidationError, SourceReadError
+from adagrpo_pipeline.recdata.errors import DataValidationError, SourceProblemsError, SourceReadError
 from adagrpo_pipeline.recdata.simulator import SyntheticParams, simulate
 
 from conftest import derived_files, make_project, run_session
@@ -89,11 +89,13 @@ CASES = {
     ),
     "wrong-dtype": (
         _edit_csv("interactions.csv", lambda d: d.assign(timestamp=pd.to_datetime(d["timestamp"], unit="s").dt.strftime("%d/%m/%Y"))),
-        DataValidationError, ["table 'raw_interactions'", "expect_column_values_to_be_in_type_list(column='timestamp'", "observed 'str'"],
+        SourceProblemsError, ["interactions.csv', lines 2, 3, 4, 5, 6 (and ", "column 'timestamp': not an ISO-8601 date-time ('",
+                              "Fix: write e.g. 2024-05-01T12:30:00Z"],
     ),
     "null-ids": (
         _edit_csv("interactions.csv", lambda d: _set(d, 7, "user_id", None)),
-        DataValidationError, ["expect_column_values_to_not_be_null(column='user_id')", "1 bad row(s)", "examples:"],
+        DataValidationError, ["(read from '", "expect_column_values_to_not_be_null(column='user_id')", "1 bad row(s)",
+                              "examples (by file line):", "\n      9 "],  # row 7 = file line 9 (header on line 1)
     ),
     "duplicate-events": (
         _edit_csv("interactions.csv", lambda d: pd.concat([d, d.iloc[[3]]], ignore_index=True)),
@@ -117,7 +119,8 @@ CASES = {
     ),
     "clicked-not-boolean": (
         _edit_parquet("impressions.parquet", lambda d: d.assign(clicked=d["clicked"].map({True: "yes", False: "no"}))),
-        DataValidationError, ["table 'raw_impressions'", "expect_column_values_to_be_of_type(column='clicked', type_='bool')"],
+        SourceProblemsError, ["impressions.parquet', rows 1, 2, 3, 4, 5 (and ", "column 'clicked': not a boolean ('",
+                              "Fix: write true/false or 1/0"],
     ),
     "empty-file": (
         _write_bytes("interactions.csv", lambda b: b""),
@@ -129,7 +132,7 @@ CASES = {
     ),
     "undecodable-text": (
         _write_bytes("items.csv", lambda b: b.replace(b"Category", b"Cat\xe9gory", 1)),
-        SourceReadError, ["items.csv", "undecodable text: byte 0xe9", "not valid utf-8"],
+        SourceReadError, ["items.csv", "undecodable text at line ", "byte 0xe9 is not valid utf-8", "ingest.events.encoding"],
     ),
     "truncated-parquet": (
         _write_bytes("impressions.parquet", lambda b: b[: len(b) // 2]),
@@ -137,7 +140,7 @@ CASES = {
     ),
     "truncated-csv": (
         _write_bytes("interactions.csv", lambda b: b[: b.rfind(b"\n", 0, len(b) - 1) + 4]),
-        DataValidationError, ["table 'raw_interactions'", "expect_column_values_to_not_be_null(column='timestamp')"],
+        SourceProblemsError, ["interactions.csv', line ", "fewer fields than the header's 4 (a truncated line"],
     ),
 }
 

@@ -34,8 +34,9 @@ def test_kedro_run_bad_input_exits_non_zero_with_the_reason(project: Path) -> No
     out = kedro(project, "run", "--pipeline=ingest", "--params",
                 "ingest.source=events,ingest.events.interactions_path=data/01_raw/events/interactions.csv,"
                 "ingest.events.items_path=data/01_raw/events/items.csv", check=False)
-    assert "table 'raw_interactions' failed 1 expectation(s)" in out
+    assert "table 'raw_interactions' (read from 'data/01_raw/events/interactions.csv') failed 1 expectation(s)" in out
     assert "expect_column_values_to_be_between(column='timestamp'" in out
+    assert "examples (by file line):" in out and "\n      2 " in out  # the bad row is line 2 of the file
     assert derived_files(project) == []
 
 
@@ -59,7 +60,7 @@ def test_kedro_viz_build_shows_each_stage_as_one_modular_pipeline(project: Path)
                 "sft_policy", "ranker_model", "reward_calibration", "ranker_reliability_plot", "adagrpo.policy",
                 "adagrpo.checkpoints", "adagrpo.training_history", "evaluation_results", "params:runs.adagrpo"}
     assert datasets <= names, datasets - names
-    assert {"validate_raw_items", "validate_raw_interactions", "validate_raw_impressions",
+    assert {"validate_raw_tables",
             "validate_derived_tables", "validate_semantic_ids"} <= {n["name"] for n in graph["nodes"] if "validation" in n.get("tags", [])}
     assert set(graph["layers"]) >= {"primary", "feature", "model_input", "models", "reporting"}
     assert {"ingest", "tokenize", "sft", "reward", "adagrpo", "evaluate", "train_adagrpo", "compare",

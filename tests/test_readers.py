@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from adagrpo_pipeline.recdata.errors import SourceReadError
+from adagrpo_pipeline.recdata.events import EventsOptions, read_events
 from adagrpo_pipeline.recdata.readers import (
     read_amazon_reviews,
-    read_events,
     read_movielens_1m,
     read_movielens_100k,
     read_table,
@@ -155,7 +155,7 @@ def test_events_parquet_with_rename_and_datetimes(tmp_path: Path) -> None:
     pd.DataFrame({"request_id": [0, 0], "uid": [1, 1], "ts": pd.to_datetime(["2024-01-01", "2024-01-01"]),
                   "product": [10, 11], "position": [0, 1], "clicked": [True, False]}).to_parquet(tmp_path / "imp.parquet")
     raw = read_events(tmp_path / "inter.parquet", tmp_path / "items.csv", tmp_path / "imp.parquet",
-                      rename={"uid": "user_id", "product": "item_id", "ts": "timestamp"})
+                      EventsOptions(rename={"uid": "user_id", "product": "item_id", "ts": "timestamp"}))
     assert raw.interactions["timestamp"].tolist() == [1704067200, 1704067210, 1704153600]
     assert raw.interactions["event"].unique().tolist() == ["interaction"]
     assert raw.items["text"].tolist() == ["a", "b"]  # text defaults to the title

@@ -4,6 +4,7 @@ Kedro session, then the partial re-runs a user makes: `evaluate` alone, and one 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -34,7 +35,9 @@ def test_train_then_partial_reruns(project: Path, mlflow_db: Path) -> None:
     sft = versions(project, "data/06_models/sft_policy")
     assert len(sft) == 1 and {p.name for p in sft[0].iterdir()} == {"config.json", "model.safetensors"}
     series = versions(project, "data/06_models/rl/adagrpo/checkpoints")
-    assert len(series) == 1 and sorted(p.name for p in series[0].iterdir()) == ["step-000000", "step-000003", "step-000006"]
+    steps = ["step-000000", "step-000003", "step-000006"]
+    assert len(series) == 1 and sorted(p.name for p in series[0].iterdir() if p.is_dir()) == steps
+    assert json.loads((series[0] / "series.json").read_text()) == {"names": steps}  # written last: the complete list
 
     first = pd.read_parquet(versions(project, "data/08_reporting/evaluation_results.parquet")[-1])
     assert list(first["model"]) == ["sft", "popularity", "sasrec", "ranker_as_retriever", "adagrpo", "adagrpo"]

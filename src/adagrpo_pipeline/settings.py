@@ -10,9 +10,9 @@ kedro-mlflow registers its own hooks through its plugin entry point.
 import warnings
 
 from adagrpo_pipeline.context import ProjectContext
-from adagrpo_pipeline.hooks import MlflowTypedParamsHook
+from adagrpo_pipeline.hooks import AtomicPublicationHook, MlflowTypedParamsHook
 
-HOOKS = (MlflowTypedParamsHook(),)
+HOOKS = (MlflowTypedParamsHook(), AtomicPublicationHook())
 
 CONTEXT_CLASS = ProjectContext
 

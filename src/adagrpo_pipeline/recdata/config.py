@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -29,6 +30,22 @@ class EventsSource(_Strict):
     items_path: str = "data/01_raw/events/items.parquet"
     impressions_path: str | None = Field(None, description="impression log; derived by the exposure policy if null")
     rename: dict[str, str] = Field(default_factory=dict, description="your column name -> contract column name")
+    encoding: str = Field("utf-8", description="text encoding of CSV/TSV files (e.g. latin-1, cp1252, utf-8-sig)")
+    timestamp_unit: Literal["auto", "s", "ms"] = Field(
+        "auto", description="unix numbers in seconds or milliseconds; auto: milliseconds when a file's largest |t| >= 1e11")
+    drop_duplicate_events: bool = Field(False, description="drop interaction rows that repeat an earlier row exactly "
+                                        "(else validation reports them)")
+    event_types: list[str] | None = Field(None, description="keep only interactions whose `event` is listed; null: all")
+
+    @model_validator(mode="after")
+    def _known_encoding(self) -> EventsSource:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError as err:
+            raise ValueError(f"ingest.events.encoding '{self.encoding}' is not an encoding Python knows") from err
+        if self.event_types is not None and not self.event_types:
+            raise ValueError("ingest.events.event_types is an empty list: list the event types to keep, or null for all")
+        return self
 
 
 class ExposurePolicy(_Strict):

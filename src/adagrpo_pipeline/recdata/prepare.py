@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .config import IngestParams
+from .events import id_format_hints
 from .exposure_policy import derive_impressions
 from .schema import (
     IMPRESSIONS,
@@ -142,6 +143,15 @@ def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:
     known = inter["item_id"].isin(raw.items["item_id"])
     if not known.all():  # only reachable with drop_unknown_items (else the raw suite fails)
         log.warning("dropping %d interactions of %d items missing from the catalog", (~known).sum(), inter.loc[~known, "item_id"].nunique())
+        if not known.any():
+            hint = id_format_hints(inter["item_id"], raw.items["item_id"])
+            where = f" ('{raw.files['interactions']}' vs '{raw.files['items']}')" if raw.files else ""
+            examples = ", ".join(repr(i) for i in inter["item_id"].drop_duplicates().head(3))
+            catalog = ", ".join(repr(i) for i in raw.items["item_id"].head(3))
+            raise ValueError(
+                f"ingest.drop_unknown_items: none of the {len(inter)} interactions' item ids is in the items table{where}: "
+                f"interactions name e.g. {examples}, the items table has e.g. {catalog}. "
+                + (hint if hint else "Check that both files describe the same catalog and write item ids the same way."))
         inter = inter[known]
     inter = kcore(inter, p.user_core, p.item_core)
     if inter.empty:

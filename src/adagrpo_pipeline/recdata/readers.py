@@ -81,8 +81,10 @@ def read_table(path: str | Path, sep: str = ",", encoding: str = "utf-8", **csv_
 
 
 def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+    """Text of a plain or gzip file; line endings are left to the reader (`newline=""`, as the
+    `csv` module needs for quoted values that span lines)."""
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding=encoding, errors="strict")
+    return io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
 
 
 def iter_json_lines(path: Path) -> Iterator[dict]:
@@ -338,32 +340,3 @@ def read_amazon_reviews(folder: str | Path, reviews_file: str | None = None, met
         }
     ).drop_duplicates("item_id", keep="first")
     return RawTables("amazon_reviews", interactions, items)
-
-
-# --------------------------------------------------------------------------- user events
-def read_events(
-    interactions_path: str | Path,
-    items_path: str | Path,
-    impressions_path: str | Path | None = None,
-    rename: dict[str, str] | None = None,
-) -> RawTables:
-    """A user's own logs (parquet or CSV): interactions, items and, if present, impressions.
-
-    `rename` maps the user's column names to the contract's (e.g. {"ts": "timestamp"}).
-    Datetime timestamps are converted to unix seconds; everything else is validated as-is.
-    """
-    rename = rename or {}
-    interactions = read_table(interactions_path).rename(columns=rename)
-    if "timestamp" in interactions:
-        interactions["timestamp"] = _integral_timestamps(interactions["timestamp"])
-    if "event" not in interactions:
-        interactions["event"] = "interaction"
-    items = read_table(items_path).rename(columns=rename)
-    if "text" not in items and "title" in items:
-        items["text"] = items["title"]
-    impressions = None
-    if impressions_path:
-        impressions = read_table(impressions_path).rename(columns=rename)
-        if "timestamp" in impressions:
-            impressions["timestamp"] = _integral_timestamps(impressions["timestamp"])
-    return RawTables("events", interactions, items, impressions)

@@ -58,6 +58,7 @@ class RawTables:
     impressions: pd.DataFrame | None = None
     relevance: pd.DataFrame | None = None
     users: pd.DataFrame | None = None  # user_id + attribute columns (e.g. MovieLens age, gender, occupation, zip)
+    files: dict[str, str] | None = None  # table -> the file it was read from (`events`: rows indexed by file line)
 
 
 def sequences_frame(user_ids: np.ndarray, histories: list[np.ndarray], targets: np.ndarray) -> pd.DataFrame:

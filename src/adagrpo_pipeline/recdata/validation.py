@@ -65,6 +65,8 @@ class Suite:
     df: pd.DataFrame
     required: tuple[str, ...]
     expectations: list[Any] = field(default_factory=list)
+    source: str | None = None  # the file the table was read from (named in errors)
+    notes: list[str] = field(default_factory=list)  # likely causes, reported when the suite fails
 
     def __post_init__(self) -> None:
         self.expectations.append(E.ExpectTableColumnsToMatchSet(column_set=list(self.required), exact_match=False))
@@ -87,6 +89,9 @@ class Suite:
 
     def integer(self, *columns: str) -> Suite:
         for c in columns:
+            if c in self.df.columns and isinstance(self.df[c].dtype, pd.api.extensions.ExtensionDtype) \
+                    and pd.api.types.is_integer_dtype(self.df[c]):
+                continue  # nullable integers (a reader's `Int64`): integral by type; missing values are not_null's
             self.add(c, E.ExpectColumnValuesToBeInTypeList(column=c, type_list=INT_TYPES))
         return self
 
@@ -117,6 +122,10 @@ class Suite:
     # Running --------------------------------------------------------------------------
     def validate(self, max_examples: int = 5) -> dict[str, Any]:
         """Run the suite; raise `DataValidationError` on any failure, else return a summary."""
+        return validate_all([self], max_examples)[0]
+
+    def run(self, max_examples: int = 5) -> tuple[dict[str, Any], DataValidationError | None]:
+        """Run the suite: (summary, the error describing its failures or None)."""
         start = time.perf_counter()
         ctx, run = _context(), next(_RUNS)
         batch = (
@@ -128,16 +137,26 @@ class Suite:
         suite = ctx.suites.add(gx.ExpectationSuite(name=f"{self.table}_suite_{run}", expectations=self.expectations))
         result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": max_examples})
         failures = [_describe(self.df, r, max_examples) for r in result.results if not r.success]
-        if failures:
-            raise DataValidationError(self.table, failures)
         summary = {
             "table": self.table,
             "rows": int(len(self.df)),
             "expectations": len(result.results),
             "seconds": round(time.perf_counter() - start, 3),
         }
+        if failures:
+            return summary, DataValidationError(self.table, failures + self.notes, self.source)
         log.info("validated %(table)s: %(rows)d rows, %(expectations)d expectations passed", summary)
-        return summary
+        return summary, None
+
+
+def validate_all(suites: list[Suite], max_examples: int = 5) -> list[dict[str, Any]]:
+    """Run every suite; raise one `DataValidationError` naming every failing table (with its
+    source file), else return one summary per suite."""
+    results = [s.run(max_examples) for s in suites]
+    errors = [e for _, e in results if e is not None]
+    if errors:
+        raise DataValidationError.combine(errors)
+    return [summary for summary, _ in results]
 
 
 def _describe(df: pd.DataFrame, r: Any, max_examples: int) -> str:
@@ -158,8 +177,11 @@ def _describe(df: pd.DataFrame, r: Any, max_examples: int) -> str:
         parts.append(f"{res['unexpected_count']} bad row(s) of {res.get('element_count', len(df))}")
     idx = res.get("unexpected_index_list") or []
     if idx:
-        rows = df.loc[[i for i in idx[:max_examples] if i in df.index]]
-        parts.append("examples:\n" + _indent(rows.to_string(max_colwidth=40)))
+        # GE gives index labels, or {index name: label, ...} for a named index (a reader's file lines)
+        labels = [i.get(df.index.name) if isinstance(i, dict) else i for i in idx[:max_examples]]
+        rows = df.loc[[i for i in labels if i in df.index]]
+        where = {"line": " (by file line)", "row": " (by file row)"}.get(df.index.name, "")
+        parts.append(f"examples{where}:\n" + _indent(rows.to_string(max_colwidth=40)))
     elif cfg.type in ("expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"):
         col = kwargs.get("column")
         if col in df.columns:

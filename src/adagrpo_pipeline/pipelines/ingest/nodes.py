@@ -17,6 +17,7 @@ from adagrpo_pipeline.recdata import exposure as ex
 from adagrpo_pipeline.recdata import exposure_plots
 from adagrpo_pipeline.recdata import validation as v
 from adagrpo_pipeline.recdata.config import IngestParams
+from adagrpo_pipeline.recdata.events import id_format_hints
 from adagrpo_pipeline.recdata.prepare import prepare
 from adagrpo_pipeline.recdata.schema import RAW_IMPRESSIONS, RawTables
 from adagrpo_pipeline.recdata.sources import load_source
@@ -32,36 +33,40 @@ def _bounds(p: IngestParams) -> tuple[int, int]:
     return v.timestamp_bounds(p.validation.min_timestamp, p.validation.max_timestamp)
 
 
-def load_raw_source(params: IngestParams) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def load_raw_source(
+    params: IngestParams,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """Read the selected source. A missing impression log, ground truth or user table is an
-    empty table."""
+    empty table. The last output names the file each table was read from (empty for sources
+    that are not files), for the validation errors."""
     raw = load_source(params)
     log.info("source %s: %d raw interactions, %d raw items, %s", raw.source, len(raw.interactions), len(raw.items),
              f"{len(raw.impressions)} raw impressions" if raw.impressions is not None else "no impression log")
     impressions = raw.impressions if raw.impressions is not None else pd.DataFrame(columns=list(RAW_IMPRESSIONS))
     relevance = raw.relevance if raw.relevance is not None else pd.DataFrame(columns=["user_id", "item_id", "relevance"])
     users = raw.users if raw.users is not None else pd.DataFrame(columns=["user_id"])
-    return raw.interactions, raw.items, impressions, relevance, users
+    return raw.interactions, raw.items, impressions, relevance, users, dict(raw.files or {})
 
 
-def validate_raw_items(raw_items: pd.DataFrame, params: IngestParams) -> pd.DataFrame:
-    v.raw_items_suite(raw_items).validate(params.validation.max_examples)
-    return raw_items
-
-
-def validate_raw_interactions(raw_interactions: pd.DataFrame, items: pd.DataFrame, params: IngestParams) -> pd.DataFrame:
-    catalog = None if params.drop_unknown_items else items["item_id"]
-    v.raw_interactions_suite(raw_interactions, catalog, _bounds(params)).validate(params.validation.max_examples)
-    return raw_interactions
-
-
-def validate_raw_impressions(raw_impressions: pd.DataFrame, items: pd.DataFrame, params: IngestParams) -> pd.DataFrame:
+def validate_raw_tables(
+    raw_items: pd.DataFrame, raw_interactions: pd.DataFrame, raw_impressions: pd.DataFrame, files: dict[str, str],
+    params: IngestParams,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every raw table's suite in one go: a failure names every failing table, its file, and the
+    likely cause where one is recognised (ids written differently in two files)."""
+    catalog = None if params.drop_unknown_items else raw_items["item_id"]
+    suites = [v.raw_items_suite(raw_items), v.raw_interactions_suite(raw_interactions, catalog, _bounds(params))]
     if raw_impressions.empty:
         log.info("no impression log: impressions will be derived by the exposure policy")
-        return raw_impressions
-    catalog = None if params.drop_unknown_items else items["item_id"]
-    v.raw_impressions_suite(raw_impressions, catalog, _bounds(params)).validate(params.validation.max_examples)
-    return raw_impressions
+    else:
+        suites.append(v.raw_impressions_suite(raw_impressions, catalog, _bounds(params)))
+    for suite, table in zip(suites, ("items", "interactions", "impressions"), strict=False):
+        suite.source = files.get(table)
+        if table != "items" and "item_id" in suite.df and "item_id" in raw_items:
+            hint = id_format_hints(suite.df["item_id"], raw_items["item_id"])
+            suite.notes += [f"likely cause: {hint}"] if hint else []
+    v.validate_all(suites, params.validation.max_examples)
+    return raw_items, raw_interactions, raw_impressions
 
 
 def prepare_tables(
@@ -118,7 +123,7 @@ def validate_derived_tables(
         suites += v.sequences_suites(name, df, n_users, n_items, params.max_history)
     if not relevance.empty:
         suites.append(v.relevance_suite(relevance, n_users, n_items))
-    return [s.validate(params.validation.max_examples) for s in suites]
+    return v.validate_all(suites, params.validation.max_examples)
 
 
 def measure_exposure(

@@ -13,14 +13,12 @@ def create_pipeline(**kwargs) -> Pipeline:
     unchecked = {name: f"{name}_unchecked" for name in n.DERIVED}
     return pipeline(
         [
-            node(n.load_raw_source, P, ["raw_interactions", "raw_items", "raw_impressions", "raw_relevance", "raw_users"],
+            node(n.load_raw_source, P,
+                 ["raw_interactions", "raw_items", "raw_impressions", "raw_relevance", "raw_users", "raw_source_files"],
                  name="load_raw_source"),
-            node(n.validate_raw_items, ["raw_items", P], "validated_raw_items",
-                 name="validate_raw_items", tags="validation"),
-            node(n.validate_raw_interactions, ["raw_interactions", "validated_raw_items", P], "validated_raw_interactions",
-                 name="validate_raw_interactions", tags="validation"),
-            node(n.validate_raw_impressions, ["raw_impressions", "validated_raw_items", P], "validated_raw_impressions",
-                 name="validate_raw_impressions", tags="validation"),
+            node(n.validate_raw_tables, ["raw_items", "raw_interactions", "raw_impressions", "raw_source_files", P],
+                 ["validated_raw_items", "validated_raw_interactions", "validated_raw_impressions"],
+                 name="validate_raw_tables", tags="validation"),
             node(n.prepare_tables,
                  ["validated_raw_interactions", "validated_raw_items", "validated_raw_impressions", "raw_relevance",
                   "raw_users", P],
