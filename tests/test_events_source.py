@@ -86,10 +86,11 @@ def test_repeated_header_in_items_blames_the_items_file(tmp_path: Path) -> None:
 
 
 def test_a_trailing_delimiter_on_every_row_does_not_shift_columns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    inter, items = _files(tmp_path, "user_id,item_id,timestamp\n1,96,100,\n2,97,101,\n")
+    inter, items = _files(tmp_path, "\nuser_id,item_id,timestamp\n1,96,100,\n2,97,101,\n")  # a blank first line too
     with caplog.at_level(logging.WARNING):
         raw = read_events(inter, items)
     assert raw.interactions[["user_id", "item_id"]].to_numpy().tolist() == [["1", "96"], ["2", "97"]]
+    assert raw.interactions.index.tolist() == [3, 4]  # file lines: the header is on line 2
     assert raw.interactions["timestamp"].tolist() == [100, 101]
     assert "2 row(s) end with a delimiter after the last header column" in caplog.text
 

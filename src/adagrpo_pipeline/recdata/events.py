@@ -87,6 +87,8 @@ def read_text_rows(path: Path, encoding: str, problems: list[Problem]) -> pd.Dat
         with _open_text(path, encoding) as fh:
             reader = csv.reader(fh, delimiter=sep)
             header = next(reader, None)
+            while header is not None and all(f == "" for f in header):  # blank lines before the header
+                header = next(reader, None)
             line_no = reader.line_num
             if header is None:
                 raise SourceReadError(path, "file has no data (no header or rows)")
@@ -98,7 +100,7 @@ def read_text_rows(path: Path, encoding: str, problems: list[Problem]) -> pd.Dat
                 start, line_no = line_no + 1, reader.line_num
                 if not record or all(f == "" for f in record):
                     continue
-                if record == header:
+                if record[:width] == header and all(f == "" for f in record[width:]):
                     repeated_header.append(start)
                     continue
                 if len(record) > width:
