@@ -179,7 +179,7 @@ def _describe(df: pd.DataFrame, r: Any, max_examples: int) -> str:
     if idx:
         # GE gives index labels, or {index name: label, ...} for a named index (a reader's file lines)
         labels = [i.get(df.index.name) if isinstance(i, dict) else i for i in idx[:max_examples]]
-        rows = df.loc[[i for i in labels if i in df.index]]
+        rows = df.loc[sorted(i for i in labels if i in df.index)]
         where = {"line": " (by file line)", "row": " (by file row)"}.get(df.index.name, "")
         parts.append(f"examples{where}:\n" + _indent(rows.to_string(max_colwidth=40)))
     elif cfg.type in ("expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"):
