@@ -76,48 +76,59 @@ def read_text_rows(path: Path, encoding: str, problems: list[Problem]) -> pd.Dat
     """
     _require_file(path)
     sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    extra_filled: list[int] = []
-    too_few: list[int] = []
-    repeated_header: list[int] = []
-    trailing = 0
-    line_no = 0
     try:
         with _open_text(path, encoding) as fh:
             reader = csv.reader(fh, delimiter=sep)
             header = next(reader, None)
             while header is not None and all(f == "" for f in header):  # blank lines before the header
                 header = next(reader, None)
-            line_no = reader.line_num
             if header is None:
                 raise SourceReadError(path, "file has no data (no header or rows)")
-            header_trailing = len(header) > 1 and header[-1] == ""
-            if header_trailing:
-                header = header[:-1]
-            width = len(header)
-            for record in reader:
-                start, line_no = line_no + 1, reader.line_num
-                if not record or all(f == "" for f in record):
-                    continue
-                if record[:width] == header and all(f == "" for f in record[width:]):
-                    repeated_header.append(start)
-                    continue
-                if len(record) > width:
-                    if any(f != "" for f in record[width:]):
-                        extra_filled.append(start)
-                        continue
-                    trailing += 1
-                    record = record[:width]
-                elif len(record) < width:
-                    too_few.append(start)
-                    continue
-                rows.append(record)
-                lines.append(start)
+            header_line = reader.line_num
+            records = list(reader)
+            if reader.line_num - header_line == len(records):  # one line per record: line numbers by position
+                starts = np.arange(header_line + 1, header_line + 1 + len(records), dtype=np.int64)
+            else:  # quoted values span lines: a second pass notes where each record starts
+                starts = _record_starts(path, encoding, sep, header_line, len(records))
     except UnicodeDecodeError as err:
         raise SourceReadError(path, _undecodable(path, encoding)) from err
     except csv.Error as err:
-        raise SourceReadError(path, f"malformed CSV at line {line_no + 1}: {err}") from err
+        raise SourceReadError(path, f"malformed CSV after line {reader.line_num}: {err}") from err
+    header_trailing = len(header) > 1 and header[-1] == ""
+    if header_trailing:
+        header = header[:-1]
+    width = len(header)
+    lengths = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
+    keep = lengths == width
+    extra_filled: list[int] = []
+    too_few: list[int] = []
+    repeated_header: list[int] = []
+    trailing = 0
+    for i in np.flatnonzero(~keep):  # the few odd rows, one by one
+        record = records[i]
+        if all(f == "" for f in record):
+            continue  # a blank line
+        if record[:width] == header and all(f == "" for f in record[width:]):
+            repeated_header.append(int(starts[i]))
+        elif len(record) > width and all(f == "" for f in record[width:]):
+            records[i] = record[:width]
+            keep[i] = True
+            trailing += 1
+        elif len(record) > width:
+            extra_filled.append(int(starts[i]))
+        else:
+            too_few.append(int(starts[i]))
+    rows = [records[i] for i in np.flatnonzero(keep)] if not keep.all() else records
+    frame = pd.DataFrame(rows, columns=header, dtype="str") if rows else pd.DataFrame(columns=header, dtype="str")
+    frame.index = pd.Index(starts[keep], dtype="int64", name="line")
+    first = frame.iloc[:, 0].to_numpy(dtype=object) if width else np.empty(0, dtype=object)
+    suspects = np.flatnonzero((first == header[0]) | (first == ""))  # a header of `width` fields, a row of delimiters
+    cells = frame.iloc[suspects].to_numpy(dtype=object)
+    header_again = (cells == np.asarray(header, dtype=object)).all(axis=1)
+    drop = suspects[header_again | (cells == "").all(axis=1)]
+    repeated_header = sorted(repeated_header + frame.index[suspects[header_again]].tolist())
+    if len(drop):
+        frame = frame.drop(frame.index[drop])
 
     seen: dict[str, int] = {}
     for pos, name in enumerate(header, start=1):
@@ -138,13 +149,23 @@ def read_text_rows(path: Path, encoding: str, problems: list[Problem]) -> pd.Dat
     if trailing and not header_trailing:
         log.warning("%s: %d row(s) end with a delimiter after the last header column; the empty last field is ignored",
                     path, trailing)
-    if not rows and not problems:
+    if frame.empty and not problems:
         raise SourceReadError(path, "file has a header but no rows")
-    columns = list(dict.fromkeys(header))
-    positions = [header.index(c) for c in columns]
-    data = {c: [r[p] for r in rows] for c, p in zip(columns, positions, strict=True)}
-    frame = pd.DataFrame(data, index=pd.Index(lines, dtype="int64", name="line"), dtype="str", columns=columns)
-    return frame
+    return frame.loc[:, ~frame.columns.duplicated()]  # a column named twice is a problem above
+
+
+def _record_starts(path: Path, encoding: str, sep: str, header_line: int, n: int) -> np.ndarray:
+    """The line each record after the header starts on, for files whose quoted values span lines."""
+    starts = np.empty(n, dtype=np.int64)
+    with _open_text(path, encoding) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        while reader.line_num < header_line:
+            next(reader)
+        previous = header_line
+        for i, _ in enumerate(reader):
+            starts[i] = previous + 1
+            previous = reader.line_num
+    return starts
 
 
 def _undecodable(path: Path, encoding: str) -> str:
