@@ -52,7 +52,7 @@ def main() -> None:
 
         def ours() -> pd.DataFrame:
             df = read_events_file(path, "utf-8", problems := [])
-            df["timestamp"], _ = timestamps(df["timestamp"], "auto", path, problems)
+            df["timestamp"] = timestamps(df["timestamp"], "auto", path, problems).seconds
             assert not problems
             return df
 

@@ -207,12 +207,17 @@ def test_events_options_are_validated() -> None:
 
 
 # --------------------------------------------------------------------------- across tables
-def test_id_format_mismatch_is_named_as_the_cause(tmp_path: Path) -> None:
-    inter, items = _files(tmp_path, "user_id,item_id,timestamp\n1,0097,100\n1,96,101\n", items="item_id,title\n96,A\n97,B\n")
+def _raw_validation_error(inter: Path, items: Path) -> str:
+    """The message of the `validate_raw_tables` node on what `read_events` read (it must fail)."""
     raw = read_events(inter, items)
     with pytest.raises(DataValidationError) as err:
         validate_raw_tables(raw.items, raw.interactions, pd.DataFrame(), raw.files, IngestParams(source="events"))
-    msg = str(err.value)
+    return str(err.value)
+
+
+def test_id_format_mismatch_is_named_as_the_cause(tmp_path: Path) -> None:
+    inter, items = _files(tmp_path, "user_id,item_id,timestamp\n1,0097,100\n1,96,101\n", items="item_id,title\n96,A\n97,B\n")
+    msg = _raw_validation_error(inter, items)
     assert f"table 'raw_interactions' (read from '{inter}')" in msg
     assert "expect_column_values_to_be_in_set(column='item_id'" in msg and "\n      2 " in msg  # file line 2
     assert "likely cause: 1 of the 1 unknown ids match a catalog id once their format is normalised ('0097' vs '97')" in msg
@@ -220,10 +225,7 @@ def test_id_format_mismatch_is_named_as_the_cause(tmp_path: Path) -> None:
 
 def test_every_failing_table_is_reported_at_once(tmp_path: Path) -> None:
     inter, items = _files(tmp_path, "user_id,item_id,timestamp\n,96,100\n1,97,101\n", items="item_id,title\n96,A\n96,B\n97,C\n")
-    raw = read_events(inter, items)
-    with pytest.raises(DataValidationError) as err:
-        validate_raw_tables(raw.items, raw.interactions, pd.DataFrame(), raw.files, IngestParams(source="events"))
-    msg = str(err.value)
+    msg = _raw_validation_error(inter, items)
     assert msg.startswith("2 tables failed validation")
     assert f"table 'raw_items' (read from '{items}')" in msg and "expect_column_values_to_be_unique(column='item_id')" in msg
     assert f"table 'raw_interactions' (read from '{inter}')" in msg and "not_be_null(column='user_id')" in msg

@@ -42,6 +42,12 @@ class ExposureBiasError(ValueError):
     """An exposure-bias metric crossed its 'fail' threshold."""
 
 
+def listed(values: list[object], shown: int = 5) -> str:
+    """The first `shown` values, comma-separated, and how many more there are."""
+    more = f" (and {len(values) - shown} more)" if len(values) > shown else ""
+    return ", ".join(str(v) for v in values[:shown]) + more
+
+
 class Problem:
     """One thing wrong with a source file: where (file, lines or rows, column), why, and the fix."""
 
@@ -53,9 +59,7 @@ class Problem:
     def __str__(self) -> str:
         where = [f"file '{self.path}'"]
         if self.lines:
-            shown = ", ".join(str(i) for i in self.lines[:5])
-            more = f" (and {len(self.lines) - 5} more)" if len(self.lines) > 5 else ""
-            where.append(f"{self.unit}{'s' if len(self.lines) > 1 else ''} {shown}{more}")
+            where.append(f"{self.unit}{'s' if len(self.lines) > 1 else ''} {listed(self.lines)}")
         if self.column is not None:
             where.append(f"column '{self.column}'")
         return f"{', '.join(where)}: {self.cause}. Fix: {self.fix}."

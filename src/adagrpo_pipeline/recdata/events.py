@@ -31,8 +31,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .errors import Problem, SourceProblemsError, SourceReadError
-from .readers import _guarded, _open_text, _require_file
+from .errors import Problem, SourceProblemsError, SourceReadError, listed
+from .readers import _guarded, _open_text, _require_file, is_parquet, text_separator
 from .schema import RawTables
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,7 @@ class EventsOptions:
 
 
 def _lines(index: Iterable[int]) -> str:
-    idx = list(index)
-    shown = ", ".join(str(i) for i in idx[:_EXAMPLES])
-    return shown + (f" (and {len(idx) - _EXAMPLES} more)" if len(idx) > _EXAMPLES else "")
+    return listed(list(index), _EXAMPLES)
 
 
 def _where(index_name: str) -> str:
@@ -75,7 +73,7 @@ def read_text_rows(path: Path, encoding: str, problems: list[Problem]) -> pd.Dat
     unquoted line), a header repeated mid-file or a column named twice is a problem.
     """
     _require_file(path)
-    sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    sep = text_separator(path)
     try:
         with _open_text(path, encoding) as fh:
             reader = csv.reader(fh, delimiter=sep)
@@ -185,8 +183,7 @@ def _undecodable(path: Path, encoding: str) -> str:
 def read_events_file(path: str | Path, encoding: str, problems: list[Problem]) -> pd.DataFrame:
     """A parquet or CSV/TSV file, rows indexed by their place in the file (see module doc)."""
     path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+    if is_parquet(path):
         df = _guarded(path, lambda: pd.read_parquet(path))
         df.index = pd.RangeIndex(1, len(df) + 1, name="row")
         return df
@@ -263,17 +260,29 @@ def booleans(s: pd.Series, path: Path, problems: list[Problem]) -> pd.Series:
     return out
 
 
-def timestamps(s: pd.Series, unit: TimestampUnit, path: Path, problems: list[Problem]) -> tuple[pd.Series, str]:
-    """UTC unix seconds (nullable Int64; missing stays missing) and the unit that was read."""
+@dataclass
+class Timestamps:
+    """A timestamp column read: UTC unix seconds (nullable Int64, missing stays missing), the
+    unit that was read, and a sort key at the source's own resolution (milliseconds, sub-second
+    ISO; missing values last), so ties in whole seconds keep the order the file's values had."""
+
+    seconds: pd.Series
+    unit: str
+    order: np.ndarray
+
+
+def timestamps(s: pd.Series, unit: TimestampUnit, path: Path, problems: list[Problem]) -> Timestamps:
+    """Parse a timestamp column once (see `Timestamps`); what cannot be read is a problem."""
     missing = _blank(s)
     if pd.api.types.is_datetime64_any_dtype(s):
         utc = s.dt.tz_convert("UTC") if s.dt.tz is not None else s.dt.tz_localize("UTC")
-        return _seconds(utc), "datetime"
+        return Timestamps(_seconds(utc), "datetime", _nanoseconds(utc))
     if pd.api.types.is_bool_dtype(s):
         problems.append(Problem(path, None, s.name, "booleans where timestamps are expected", "write unix seconds or ISO-8601"))
-        return s, "invalid"
+        return Timestamps(s, "invalid", np.zeros(len(s)))
     numeric = pd.to_numeric(s.where(~missing), errors="coerce")
     is_number = numeric.notna()
+    order = numeric.astype("float64").fillna(np.inf).to_numpy()
     if is_number.sum() == (~missing).sum():  # unix numbers
         magnitude = float(numeric.abs().max()) if is_number.any() else 0.0
         chosen = unit if unit != "auto" else ("ms" if magnitude >= MS_THRESHOLD else "s")
@@ -282,20 +291,26 @@ def timestamps(s: pd.Series, unit: TimestampUnit, path: Path, problems: list[Pro
         if frac.any():
             problems.append(Problem(path, s.index[frac], s.name, "fractional unix seconds",
                                     "write whole seconds, or milliseconds with ingest.events.timestamp_unit: ms"))
-            return seconds, chosen
-        return seconds.astype("Int64"), chosen
+            return Timestamps(seconds, chosen, order)
+        return Timestamps(seconds.astype("Int64"), chosen, order)
     text = s.astype("str").where(~missing)
     if is_number.any():  # some numbers, some text: say which lines are which
         problems.append(Problem(path, s.index[~is_number & ~missing], s.name,
                                 f"unix numbers mixed with text timestamps (numbers at {_where(s.index.name)} "
                                 f"{_lines(s.index[is_number])})", "write one format in the whole column"))
-        return numeric, "invalid"
+        return Timestamps(numeric, "invalid", order)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = s.index[parsed.isna() & ~missing]
     if len(bad):
         problems.append(Problem(path, bad, s.name, f"not an ISO-8601 date-time ({', '.join(repr(v) for v in s[bad].head(3))})",
                                 "write e.g. 2024-05-01T12:30:00Z, or unix seconds"))
-    return _seconds(parsed), "iso"
+    return Timestamps(_seconds(parsed), "iso", _nanoseconds(parsed))
+
+
+def _nanoseconds(utc: pd.Series) -> np.ndarray:
+    """int64 nanoseconds since the epoch; missing values last."""
+    ns = utc.dt.tz_convert(None).astype("datetime64[ns]").astype("int64")
+    return ns.where(utc.notna(), np.iinfo(np.int64).max).to_numpy()
 
 
 def _seconds(utc: pd.Series) -> pd.Series:
@@ -316,15 +331,18 @@ def _rename(df: pd.DataFrame, rename: dict[str, str], path: Path, problems: list
     return renamed.loc[:, ~renamed.columns.duplicated()]
 
 
-def _typed(df: pd.DataFrame, path: Path, o: EventsOptions, problems: list[Problem]) -> pd.DataFrame:
-    out = df.copy()
+def _typed(df: pd.DataFrame, path: Path, o: EventsOptions, problems: list[Problem]) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Each column converted as the module doc says, and the timestamps' sort key (None: no
+    timestamp column)."""
+    out, order = df.copy(), None
     for c in out.columns:
         if c in ID_COLUMNS:
             out[c] = ids(out[c], path, problems)
         elif c == "timestamp":
-            out[c], unit = timestamps(out[c], o.timestamp_unit, path, problems)
+            ts = timestamps(out[c], o.timestamp_unit, path, problems)
+            out[c], order = ts.seconds, ts.order
             log.info("%s: timestamps read as %s", path, {"s": "unix seconds", "ms": "unix milliseconds", "iso": "ISO-8601 "
-                     "strings (UTC unless an offset is given)", "datetime": "datetimes"}.get(unit, unit))
+                     "strings (UTC unless an offset is given)", "datetime": "datetimes"}.get(ts.unit, ts.unit))
         elif c == "value":
             out[c] = numbers(out[c], path, problems)
         elif c in INTEGER_COLUMNS:
@@ -333,7 +351,7 @@ def _typed(df: pd.DataFrame, path: Path, o: EventsOptions, problems: list[Proble
             out[c] = booleans(out[c], path, problems)
         else:
             out[c] = _text(out[c])
-    return out
+    return out, order
 
 
 def _filter_events(df: pd.DataFrame, path: Path, o: EventsOptions, problems: list[Problem]) -> pd.DataFrame:
@@ -383,15 +401,13 @@ def read_events(
                                 "fix the names in ingest.events.rename"))
     for table, df in list(frames.items()):
         path = paths[table]
-        df = _rename(df, o.rename, path, problems)
-        # ties in whole seconds keep the finer order the file had (milliseconds, sub-second ISO)
-        order = pd.Series(_order_key(df["timestamp"]), index=df.index) if table == "interactions" and "timestamp" in df else None
-        df = _typed(df, path, o, problems)
+        df, order = _typed(_rename(df, o.rename, path, problems), path, o, problems)
         if table == "interactions":
             if "event" not in df:
                 df["event"] = pd.Series("interaction", index=df.index, dtype="str")
+            order = pd.Series(order, index=df.index) if order is not None else None
             df = _filter_events(df, path, o, problems)
-            if order is not None:
+            if order is not None:  # ties in whole seconds keep the finer order the file had
                 df = df.iloc[np.argsort(order.loc[df.index].to_numpy(), kind="stable")]
         if table == "items" and "text" not in df and "title" in df:
             df["text"] = df["title"]
@@ -400,20 +416,6 @@ def read_events(
         raise SourceProblemsError(problems, read_errors)
     return RawTables("events", frames["interactions"], frames["items"], frames.get("impressions"),
                      files={t: str(p) for t, p in paths.items()})
-
-
-def _order_key(raw: pd.Series) -> np.ndarray:
-    """A sort key with the source's own resolution (milliseconds, sub-second ISO): int64
-    nanoseconds since the epoch for dates, the number itself for unix numbers."""
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = raw.dt.tz_convert("UTC") if raw.dt.tz is not None else raw.dt.tz_localize("UTC")
-    else:
-        numeric = pd.to_numeric(raw, errors="coerce")
-        if numeric.notna().any() or raw.isna().all():
-            return numeric.astype("float64").fillna(np.inf).to_numpy()
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
-    ns = parsed.dt.tz_convert(None).astype("datetime64[ns]").astype("int64")
-    return ns.where(parsed.notna(), np.iinfo(np.int64).max).to_numpy()  # missing ones last
 
 
 def id_format_hints(values: pd.Series, catalog: pd.Series) -> str | None:

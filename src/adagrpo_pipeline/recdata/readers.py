@@ -68,15 +68,23 @@ def _guarded(path: Path, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     return df
 
 
+def is_parquet(path: Path) -> bool:
+    """Parquet by suffix (`.parquet`, `.pq`); anything else is read as text."""
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def text_separator(path: Path, default: str = ",") -> str:
+    """Tab for `.tsv` files (`.tsv.gz` included), else `default`."""
+    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else default
+
+
 def read_table(path: str | Path, sep: str = ",", encoding: str = "utf-8", **csv_args: object) -> pd.DataFrame:
     """Read a parquet or CSV/TSV file (by suffix; `.gz` allowed for text) with clear errors.
     `csv_args` go to `pandas.read_csv`."""
     path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+    if is_parquet(path):
         return _guarded(path, lambda: pd.read_parquet(path))
-    if ".tsv" in suffixes:
-        sep = "\t"
+    sep = text_separator(path, sep)
     return _guarded(path, lambda: pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="strict", **csv_args))
 
 
