@@ -35,13 +35,17 @@ from conftest import TINY_SYNTHETIC
 SIZE = SASRecSize(d_model=16, num_layers=1, num_heads=2, d_ff=32, dropout=0.1)
 
 
-@pytest.fixture(scope="module")
-def tiny():
+def ranker_data():
     raw = simulate(SyntheticParams(**TINY_SYNTHETIC))
     t = prepare(raw, IngestParams(source="synthetic", user_core=3, item_core=3))
     events = EventIndex.from_interactions(t.interactions)
     req = build_requests(t.impressions, events, t.valid, t.test)
     return t, events, req
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return ranker_data()
 
 
 def _train(tiny, seed: int, steps: int = 30, state_dir: Path | None = None, log_fn=None):

@@ -28,8 +28,7 @@ from adagrpo_pipeline.training.checkpoint import Checkpoint
 TINY = {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 4, "dropout_rate": 0.1}
 
 
-@pytest.fixture(scope="module")
-def data():
+def sft_data():
     """Items 0..59; each user walks a cycle i -> i + 1 (mod 60), so the next item is learnable."""
     rng = np.random.default_rng(0)
     vocab = SidVocab((6, 6, 4))
@@ -45,6 +44,11 @@ def data():
     valid, train = df.loc[last].reset_index(drop=True), df.drop(index=last).reset_index(drop=True)
     layout = PolicyLayout(vocab, max_items=4)
     return vocab, SidTrie.build(tokens, np.arange(60), vocab.size), layout, HistoryEncoder(layout, tokens), train, valid
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sft_data()
 
 
 def _params(tmp: Path, **kw) -> SftParams:

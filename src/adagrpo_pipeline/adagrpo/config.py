@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from adagrpo_pipeline.training.distributed import check_processes
 
 VariantKind = Literal["sft_continue", "grpo", "mix", "mix_matched", "random_gate", "adagrpo", "uniform", "oracle_gate"]
 
@@ -94,6 +96,8 @@ class AdaGrpoParams(_Strict):
     eval_beams: int = Field(20, ge=10, description="beam width of the validation decoding")
     state_dir: str = Field("data/06_models/adagrpo_state", description="resumable state, one folder per namespace")
     device: str = Field("auto", description="auto | cpu | cuda[:n]")
+    processes: int = Field(1, ge=1, description="> 1: data-parallel on that many processes launched by "
+                           "Accelerate (one per GPU with CUDA, else CPU processes with gloo); the global batch is the same")
     seed: int = Field(0, description="seed of the main run (`adagrpo` namespace) and of the SFT strata's rollouts")
     mix_alphas: list[float] = Field(default_factory=lambda: [0.5], description="α of the mix_<α> variants in `compare`")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, description="seeds of `compare`")
@@ -114,3 +118,8 @@ class AdaGrpoParams(_Strict):
         if len(set(names)) != len(names) or any(not 0.0 <= a <= 1.0 for a in alphas):
             raise ValueError(f"mix_alphas must be distinct and in [0, 1] (each is a variant mix_<α>), got {alphas}")
         return alphas
+
+    @model_validator(mode="after")
+    def _parts(self) -> AdaGrpoParams:
+        check_processes(self.processes, self.batch_size)
+        return self

@@ -41,18 +41,23 @@ def grpo_loss_per_sample(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: t
     return -clipped_objective(logp, logp_old, adv, clip_eps).mean(dim=(1, 2)) + beta * kl, kl
 
 
-def sample_weights(variant: Variant, admitted: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_weights(variant: Variant, admitted: torch.Tensor, generator: torch.Generator | None = None,
+                   share: float | None = None, span: slice | None = None, total: int | None = None) -> torch.Tensor:
     """Per-sample weight c of the GRPO term: the gate for `adagrpo` and `oracle_gate`; c ~ Bernoulli(p) for
-    `random_gate` and the constant p for `mix_matched`, p = the admitted share of the batch;
-    1 otherwise."""
+    `random_gate` and the constant p for `mix_matched`, p = the admitted share of the batch
+    (`share`: of the global batch when these samples are rows `span` of a batch of `total` split
+    over processes; the Bernoulli draws are then those of the whole batch's rows); 1 otherwise."""
     a = admitted.float()
+    p = float(a.mean()) if share is None else share
     if variant.kind in ("adagrpo", "oracle_gate"):
         return a
     if variant.kind == "random_gate":
-        u = torch.rand(a.shape, generator=generator, device=generator.device if generator is not None else a.device)
-        return (u.to(a.device) < a.mean()).float()
+        span = slice(0, len(a)) if span is None else span
+        n = len(a) if total is None else total
+        u = torch.rand(n, generator=generator, device=generator.device if generator is not None else a.device)[span]
+        return (u.to(a.device) < p).float()
     if variant.kind == "mix_matched":
-        return torch.full_like(a, float(a.mean()))
+        return torch.full_like(a, p)
     return torch.ones_like(a)
 
 

@@ -60,13 +60,15 @@ def sequence_logprobs(model, hidden: torch.Tensor, mask: torch.Tensor, seqs: tor
 
 def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Tensor, targets: np.ndarray,
             histories: list, trie: SidTrie, reward_model: RewardModel, r: RolloutParams,
-            generator: torch.Generator, users: np.ndarray | None = None) -> Rollouts:
+            generator: torch.Generator, users: np.ndarray | None = None, span: slice | None = None,
+            total: int | None = None) -> Rollouts:
     """G candidates per sample (sampling at `r.temperature` or beam search; inside the trie or
-    free), rewarded by `reward_model` (invalid → its `invalid_reward`), beside y* and its reward."""
+    free), rewarded by `reward_model` (invalid → its `invalid_reward`), beside y* and its reward.
+    `span`, `total`: these samples are rows `span` of a batch of `total` (see `sample`)."""
     constraint = trie if r.constrained else None
     if r.mode == "sample":
         dec = sample(model, x, mask, r.group_size, trie.depth, r.temperature, trie=constraint, lookup_trie=trie,
-                     generator=generator)
+                     generator=generator, span=span, total=total)
     else:
         dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
     seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)

@@ -18,6 +18,11 @@ at the first inner step (dropout there would put noise in every ratio and clip i
 models it stopped GRPO from learning). Batches come from a (seed, epoch) permutation and the
 rollout and random-gate RNGs are seeded by (seed, step): a resumed run is identical to an
 uninterrupted one. Step 0 (the starting policy) is the first checkpoint of every run.
+
+With several processes (`training.distributed`) each rank draws, rewards and diagnoses the
+rollouts of its part of the global batch, with the random numbers one process would draw for
+those rows (the rollout noise and the random gate are drawn for the whole batch); the admitted
+share that `random_gate` and `mix_matched` use is the global batch's.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.training import (
+    Part,
     Schedule,
     Trainee,
     TrainingLoop,
     cpu_state_dict,
+    emit_history,
     fingerprint,
+    launch,
     prepare_training,
     validation_subset,
 )
@@ -80,18 +88,19 @@ class RlResult:
 
 
 def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts, logp_old: torch.Tensor | None,
-                gate_rng: torch.Generator, gate_ro: Rollouts | None = None
+                gate_rng: torch.Generator, gate_ro: Rollouts | None = None, part: Part | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Diagnostics, torch.Tensor]:
     """Loss of one update on a rollout batch, its per-sample terms, the diagnostics, and π_θ's
     log-probabilities without dropout (the π_old of the later inner steps when `logp_old` is None).
-    `gate_ro`: the same rollouts scored by the gate's own reward (`oracle_gate`), for d_rew."""
+    `gate_ro`: the same rollouts scored by the gate's own reward (`oracle_gate`), for d_rew.
+    `part`: these samples are this rank's part of the global batch (None: the whole batch)."""
     p, model = s.params, s.policy.model
-    s.policy.raw.eval()  # the GRPO term on the network that drew the rollouts: ρ = 1 at the first inner step
+    s.policy.model.eval()  # the GRPO term on the network that drew the rollouts: ρ = 1 at the first inner step
     logp = sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs)
     if p.dropout:  # the NLL of y* with the policy's dropout, as SFT trained it
-        s.policy.raw.train()
+        s.policy.model.train()
         nll = -sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs[:, :1])[:, 0].mean(dim=-1)
-        s.policy.raw.eval()
+        s.policy.model.eval()
     else:
         nll = -logp[:, 0].mean(dim=-1)  # per-token NLL of y*, as in SFT
     with torch.no_grad():
@@ -100,20 +109,28 @@ def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts, l
     adv = group_advantages(ro.rewards, p.adv_eps)
     grpo, kl = grpo_loss_per_sample(logp[:, 1:], old[:, 1:], logp_ref[:, 1:], adv, p.clip_eps, p.beta)
     diag = diagnose(ro if gate_ro is None else gate_ro, old, s.encoder.layout.vocab_size, p.k_pol, p.k_rew)
-    weight = sample_weights(s.run.variant, diag.admitted, gate_rng)
+    share, span, total = None, None, None
+    if part is not None:
+        span, total = part.span, part.total
+        if s.run.variant.kind in ("random_gate", "mix_matched"):  # the admitted share of the global batch
+            share = s.policy.ranks.share(diag.admitted.sum(), len(diag.admitted))
+    weight = sample_weights(s.run.variant, diag.admitted, gate_rng, share, span, total)
     loss = variant_loss(s.run.variant, nll, grpo, weight, p.lam)
     terms = {"nll": nll.detach(), "grpo_loss": grpo.detach(), "kl": kl.detach(), "weight": weight.detach()}
     return loss, terms, diag, old
 
 
-def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarray, step: int) -> dict[str, float]:
-    """One RL step on one batch (module docstring, 1-4); returns the step's logged values."""
+def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarray, step: int,
+               part: Part | None = None) -> dict[str, float]:
+    """One RL step on one batch (module docstring, 1-4); returns the step's logged values (means
+    over these samples). `part`: the samples are this rank's part of the global batch."""
     x, mask = (t.to(s.device) for t in s.encoder(histories, users))
     target_tokens = s.encoder.targets(targets).to(s.device)
-    s.policy.raw.eval()
+    s.policy.model.eval()
     with s.policy.accelerator.autocast():
-        ro = rollout(s.policy.raw, x, mask, target_tokens, targets, histories, s.trie, s.reward, s.params.rollout,
-                     rollout_generator(s.run.seed, step, s.device), users)
+        ro = rollout(s.policy.model, x, mask, target_tokens, targets, histories, s.trie, s.reward, s.params.rollout,
+                     rollout_generator(s.run.seed, step, s.device), users,
+                     part.span if part is not None else None, part.total if part is not None else None)
     gate_ro = None
     if s.run.kind == "oracle_gate":
         if s.gate_reward is None:
@@ -123,10 +140,10 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
     logp_old, first = None, None
     for _ in range(s.params.inner_steps):
         with s.policy.accelerator.autocast():
-            loss, terms, diag, old = step_losses(s, x, mask, ro, logp_old, gate_rng, gate_ro)
+            loss, terms, diag, old = step_losses(s, x, mask, ro, logp_old, gate_rng, gate_ro, part)
         if logp_old is None:  # log what the first update saw
             logp_old, first = old, (terms, diag)
-        s.policy.update(loss)
+        s.policy.update(loss, len(targets))
     terms, diag = first
     w_nll, w_grpo, _ = s.run.variant.weights(s.params.lam)
     return {
@@ -146,7 +163,7 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
 def rl_fingerprint(run: RunSpec, p: AdaGrpoParams, init: dict[str, torch.Tensor], reward: RewardModel,
                    train: pd.DataFrame, gate_reward: RewardModel | None = None) -> str:
     """The run, its parameters, the starting policy, the reward model(s) and the training samples."""
-    config = {"params": p.model_dump(exclude={"state_dir", "mix_alphas", "seeds", "seed", "device"}),
+    config = {"params": p.model_dump(exclude={"state_dir", "mix_alphas", "seeds", "seed", "device", "processes"}),
               "run": run.model_dump(exclude={"namespace"}), "reward": reward.calibrator,
               "invalid_reward": reward.invalid_reward}
     gate = [gate_reward.ranker.state_dict()] if gate_reward is not None else []
@@ -180,7 +197,17 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
     says (variant, seed); every `checkpoint_every` steps a checkpoint file in `state_dir`.
     `gate_reward`: the reward that ranks y* for d_rew (`oracle_gate`: the oracle);
     `eval_reward`: the reward of the validation lists' `valid_reward@10` (default: the training
-    reward; the controlled study passes the oracle, so it is the lists' true utility)."""
+    reward; the controlled study passes the oracle, so it is the lists' true utility).
+    `p.processes` > 1: data-parallel on that many launched processes, whose finished run this
+    process then reads from `state_dir` (see `train_sft`)."""
+    if p.processes > 1:
+        one = p.model_copy(update={"processes": 1})  # inside the launched group: no second launch
+        args = (model, encoder, train, valid, trie, reward_model, run, one, state_dir, seen_valid, None, gate_reward,
+                eval_reward)
+        launch(train_rl, args, p.processes)
+        res = train_rl(*args)
+        emit_history(res.history, log_fn)
+        return res
     fp = rl_fingerprint(run, p, cpu_state_dict(model), reward_model, train, gate_reward)
     s = setup(model, encoder, trie, reward_model, run, p, gate_reward)
     if eval_reward is not None:
@@ -188,18 +215,19 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
     valid, seen_valid = validation_subset(valid, seen_valid, p.eval_users, p.eval_seed)
     histories, users, targets = train["history"].to_list(), train["user_id"].to_numpy(), train["target"].to_numpy()
 
-    def step(rows: np.ndarray, step: int) -> dict[str, float]:
-        return train_step(s, [histories[i] for i in rows], users[rows], targets[rows], step)
+    def step(part: Part, step: int) -> dict[str, float]:
+        rows = part.rows
+        return train_step(s, [histories[i] for i in rows], users[rows], targets[rows], step, part)
 
     def evaluate() -> dict[str, float]:
-        return validation_metrics(s.policy.raw, encoder, s.trie, valid, seen_valid, p.eval_beams, s.device,
-                                  eval_reward or reward_model)
+        return validation_metrics(s.policy.model, encoder, s.trie, valid, seen_valid, p.eval_beams, s.device,
+                                  eval_reward or reward_model, s.policy.ranks)
 
     loop = TrainingLoop(run.namespace, Schedule(len(train), p.batch_size, run.seed, p.max_steps, p.eval_every,
                                                 p.checkpoint_every),
-                        s.policy.raw, s.policy.optimizer, s.policy.scheduler, state_dir=state_dir, fingerprint=fp, per_step_history=True,
+                        s.policy.model, s.policy.optimizer, s.policy.scheduler, state_dir=state_dir, fingerprint=fp, per_step_history=True,
                         eval_at_start=True, keep_checkpoints=True, train_mode=False, log_fn=log_fn,
                         shown=("nll", "reward_mean", "admitted", "invalid_share", "valid_hr@10", "valid_hr@10_filtered",
-                               "valid_hallucination@10", "valid_reward@10"))
+                               "valid_hallucination@10", "valid_reward@10"), ranks=s.policy.ranks)
     res = loop.run(step, evaluate)
-    return RlResult(s.policy.raw.eval(), res.history, res.checkpoints, res.resumed_from)
+    return RlResult(s.policy.model.eval(), res.history, res.checkpoints, res.resumed_from)

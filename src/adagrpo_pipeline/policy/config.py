@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adagrpo_pipeline.sasrec.config import SasrecParams
+from adagrpo_pipeline.training.distributed import check_processes
 
 from .model import EncoderInput, PolicySize
 
@@ -33,7 +34,14 @@ class SftParams(_Strict):
     checkpoint_every: int = Field(400, ge=1)
     state_dir: str = Field("data/06_models/sft_state", description="resumable training state (latest run)")
     device: str = "auto"
+    processes: int = Field(1, ge=1, description="> 1: data-parallel on that many processes launched by "
+                           "Accelerate (one per GPU with CUDA, else CPU processes with gloo); the global batch is the same")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _parts(self) -> SftParams:
+        check_processes(self.processes, self.batch_size)
+        return self
 
 
 class EvaluateParams(_Strict):

@@ -129,13 +129,23 @@ def sample(
     lookup_trie: SidTrie | None = None,
     generator: torch.Generator | None = None,
     start_token: int = 0,
+    span: slice | None = None,
+    total: int | None = None,
 ) -> Decoded:
     """`num_samples` sequences per input from the policy at `temperature` (constrained to
     valid prefixes with `trie`). Scores are the policy's own log-probabilities of the sampled
-    tokens (temperature 1, not renormalised over the allowed tokens)."""
+    tokens (temperature 1, not renormalised over the allowed tokens).
+
+    Each token is drawn by the Gumbel-max rule from uniforms drawn for a batch of `total` inputs
+    (default: this one), of which these inputs are rows `span`: a process decoding its part of
+    a batch draws exactly what one process decoding the whole batch draws for those rows."""
     if temperature <= 0:
         raise ValueError("temperature must be > 0; use beam_search for greedy decoding")
     batch, device = input_ids.shape[0], input_ids.device
+    total = batch if total is None else total
+    span = slice(0, batch) if span is None else span
+    if span.stop - span.start != batch or span.stop > total:
+        raise ValueError(f"sample: rows {span.start}:{span.stop} of a batch of {total} do not match {batch} inputs")
     stepper = _Stepper(model, input_ids, attention_mask, num_samples)
     n = batch * num_samples
     last = torch.full((n,), start_token, dtype=torch.long, device=device)
@@ -144,8 +154,10 @@ def sample(
     tokens = torch.empty((n, 0), dtype=torch.long, device=device)
     for _ in range(depth):
         logp = _constrain(stepper.logprobs(last), trie, nodes)
-        probs = torch.softmax(logp / temperature, dim=-1)
-        tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        u = torch.rand((total * num_samples, logp.shape[-1]), generator=generator, device=device)
+        u = u[span.start * num_samples : span.stop * num_samples]
+        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
+        tok = (logp / temperature + gumbel).argmax(dim=-1)
         scores = scores + logp.gather(1, tok[:, None]).squeeze(1)
         tokens = torch.cat([tokens, tok[:, None]], dim=1)
         if trie is not None:

@@ -19,10 +19,13 @@ from transformers import get_cosine_schedule_with_warmup
 
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.training import (
+    Part,
     Schedule,
     Selection,
     TrainingLoop,
+    emit_history,
     fingerprint,
+    launch,
     prepare_training,
     validation_subset,
 )
@@ -45,41 +48,52 @@ class SftResult:
 def sft_fingerprint(params: SftParams, encoder: HistoryEncoder, train: pd.DataFrame) -> str:
     """Parameters, layout, every item's tokens and the training samples."""
     lengths = np.fromiter((len(x) for x in train["history"]), dtype=np.int64, count=len(train))
-    return fingerprint({"params": params.model_dump(exclude={"state_dir"}), "layout": encoder.layout.to_json()},
+    return fingerprint({"params": params.model_dump(exclude={"state_dir", "processes"}), "layout": encoder.layout.to_json()},
                        [encoder.item_tokens.astype(np.int64), train["user_id"].to_numpy(np.int64),
                         train["target"].to_numpy(np.int64), lengths])
 
 
 def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame, valid: pd.DataFrame, trie: SidTrie,
               params: SftParams, seen_valid: list[set[int]] | None = None, log_fn: LogFn | None = None) -> SftResult:
-    """Train `model` from its current weights; returns it with the best validation weights."""
+    """Train `model` from its current weights; returns it with the best validation weights.
+    `params.processes` > 1: the training runs data-parallel on that many launched processes
+    (`training.launch`), then this process reads rank 0's finished run from `state_dir` (a
+    resume that runs no step) and logs its history."""
+    if params.processes > 1:
+        one = params.model_copy(update={"processes": 1})  # inside the launched group: no second launch
+        launch(train_sft, (model, encoder, train, valid, trie, one, seen_valid), params.processes)
+        res = train_sft(model, encoder, train, valid, trie, one, seen_valid)
+        emit_history(res.history, log_fn)
+        return res
     # set-up: device, optimiser and schedule, the validation users
     t = prepare_training(model, params.device, params.lr, params.weight_decay, params.grad_clip,
                          lambda opt: get_cosine_schedule_with_warmup(opt, params.warmup_steps, params.max_steps))
-    raw, device = t.raw, t.device
+    net, device, ranks = t.model, t.device, t.ranks
     valid, seen_valid = validation_subset(valid, seen_valid, params.eval_users, params.eval_seed)
     histories, users, targets = train["history"].to_list(), train["user_id"].to_numpy(), train["target"].to_numpy()
 
-    def step(rows: np.ndarray, _: int) -> dict[str, float]:
+    def step(part: Part, _: int) -> dict[str, float]:
+        rows = part.rows
         x, mask = encoder([histories[i] for i in rows], users[rows])
         labels = encoder.targets(targets[rows])
         with t.accelerator.autocast():
-            out = t.model(**encoder_inputs(raw, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
+            out = net(**encoder_inputs(net, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
         loss = out.loss if params.label_smoothing == 0 else torch.nn.functional.cross_entropy(
             out.logits.float().flatten(0, 1), labels.to(device).flatten(), label_smoothing=params.label_smoothing)
-        t.update(loss)
+        t.update(loss, len(rows))  # every sample has the same number of target tokens
         return {"train_loss": loss.item()}
 
     def evaluate() -> dict[str, float]:
         return {"lr": t.scheduler.get_last_lr()[0],
-                **validation_metrics(raw, encoder, trie, valid, seen_valid, params.eval_beams, device)}
+                **validation_metrics(net, encoder, trie, valid, seen_valid, params.eval_beams, device, ranks=ranks)}
 
     # the metric that picks the best step: history-filtered NDCG@10 where items are not re-consumed
     metric = "valid_ndcg@10_filtered" if seen_valid is not None else "valid_ndcg@10"
     loop = TrainingLoop("sft", Schedule(len(train), params.batch_size, params.seed, params.max_steps, params.eval_every,
                                         params.checkpoint_every),
-                        raw, t.optimizer, t.scheduler, state_dir=Path(params.state_dir),
+                        net, t.optimizer, t.scheduler, state_dir=Path(params.state_dir),
                         fingerprint=sft_fingerprint(params, encoder, train),
-                        selection=Selection(metric, params.patience), log_fn=log_fn, shown=("train_loss", metric))
+                        selection=Selection(metric, params.patience), log_fn=log_fn, shown=("train_loss", metric),
+                        ranks=ranks)
     res = loop.run(step, evaluate)
-    return SftResult(raw.eval(), res.history, res.best_step, res.resumed_from, res.stopped_early)
+    return SftResult(net.eval(), res.history, res.best_step, res.resumed_from, res.stopped_early)

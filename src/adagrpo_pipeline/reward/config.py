@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adagrpo_pipeline.sasrec.config import SASRecSize
+from adagrpo_pipeline.training.distributed import check_processes
 
 
 class _Strict(BaseModel):
@@ -48,7 +49,16 @@ class RankerTrainParams(_Strict):
     state_dir: str | None = Field("data/06_models/ranker_state",
                                   description="resumable training state (latest run); null = keep nothing on disk")
     device: str = "auto"
+    processes: int = Field(1, ge=1, description="> 1: data-parallel on that many processes launched by "
+                           "Accelerate (one per GPU with CUDA, else CPU processes with gloo); the global batch is the same")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _parts(self) -> RankerTrainParams:
+        check_processes(self.processes, self.batch_size)
+        if self.processes > 1 and self.state_dir is None:
+            raise ValueError("processes > 1 needs a state_dir: the launched processes hand their result over through it")
+        return self
 
 
 CalibrationMethod = Literal["platt", "temperature", "isotonic"]

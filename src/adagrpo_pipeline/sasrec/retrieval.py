@@ -22,7 +22,7 @@ import torch
 
 from adagrpo_pipeline.policy.evaluation import retrieval_metrics
 from adagrpo_pipeline.recdata.prepare import user_segments
-from adagrpo_pipeline.training import Schedule, Selection, TrainingLoop, fingerprint, prepare_training
+from adagrpo_pipeline.training import Part, Schedule, Selection, TrainingLoop, fingerprint, prepare_training
 from adagrpo_pipeline.training.loop import LogFn
 
 from .config import SasrecParams
@@ -76,15 +76,15 @@ def train_sasrec(n_items: int, train_events: pd.DataFrame, valid: pd.DataFrame, 
     torch.manual_seed(params.seed)
     t = prepare_training(SASRec(n_items, params.max_history, params.model), params.device, params.lr,
                          params.weight_decay, params.grad_clip)
-    raw, device = t.raw, t.device
+    raw, device = t.model, t.device
     histories, targets = valid["history"].to_list(), valid["target"].to_numpy()
 
-    def step(rows: np.ndarray, _: int) -> dict[str, float]:
-        tokens, labels = (t.to(device) for t in window_batch(windows[rows]))
+    def step(part: Part, _: int) -> dict[str, float]:
+        tokens, labels = (x.to(device) for x in window_batch(windows[part.rows]))
         with t.accelerator.autocast():
             logits = raw.score_all(raw.states(tokens))  # (B, T, n_items): every position's next item
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-1)
-        t.update(loss)
+        t.update(loss, float((labels >= 0).sum()))  # the mean over the global batch's labelled positions
         return {"train_loss": loss.item()}
 
     def evaluate() -> dict[str, float]:
@@ -97,6 +97,6 @@ def train_sasrec(n_items: int, train_events: pd.DataFrame, valid: pd.DataFrame, 
                                            params.eval_every, params.checkpoint_every),
                         raw, t.optimizer, state_dir=Path(params.state_dir) if params.state_dir else None, fingerprint=fp,
                         selection=Selection(SELECT_ON, params.patience), log_fn=log_fn,
-                        shown=("train_loss", "valid_hr@10_filtered", SELECT_ON))
+                        shown=("train_loss", "valid_hr@10_filtered", SELECT_ON), ranks=t.ranks)
     res = loop.run(step, evaluate)
     return SasrecResult(raw.eval(), res.history, res.best_step)

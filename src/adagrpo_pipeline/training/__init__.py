@@ -2,12 +2,14 @@
 rule, the optimiser and its update, the resumable state and its fingerprint, and the loop scaffold. Kedro-free."""
 
 from .device import make_accelerator, resolve_device
+from .distributed import Part, Ranks, launch
 from .loop import (
     LoopResult,
     Schedule,
     Selection,
     TrainingLoop,
     batch_indices,
+    emit_history,
     validation_subset,
 )
 from .optim import Trainee, prepare_training
@@ -15,13 +17,17 @@ from .state import cpu_state_dict, fingerprint, load_training_state, save_traini
 
 __all__ = [
     "LoopResult",
+    "Part",
+    "Ranks",
     "Schedule",
     "Selection",
     "Trainee",
     "TrainingLoop",
     "batch_indices",
+    "emit_history",
     "cpu_state_dict",
     "fingerprint",
+    "launch",
     "load_training_state",
     "make_accelerator",
     "prepare_training",

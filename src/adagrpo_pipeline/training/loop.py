@@ -12,8 +12,11 @@ It owns what every loop shares and nothing else:
   nothing holds them all in memory);
 - the history (one row per evaluation, or per step), the progress bar and the metric logger.
 
-A loop supplies a `step(rows, step)` function (one optimisation step on those training rows,
-returning its logged values) and an `evaluate()` function (validation metrics).
+A loop supplies a `step(part, step)` function (one optimisation step on this process's part
+of the step's batch, `part.rows`, returning its logged values as means over those rows) and an
+`evaluate()` function (validation metrics). With several processes (`ranks`, see
+`distributed`) every rank runs the loop on its part of the same global batches; the logged
+values are averaged over the ranks, and only rank 0 writes files, logs and shows progress.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .distributed import Part, Ranks
 from .state import (
     cpu_state_dict,
     load_training_state,
@@ -128,7 +132,7 @@ class TrainingLoop:
     def __init__(self, name: str, schedule: Schedule, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: Any = None, *, state_dir: Path | None, fingerprint: str, selection: Selection | None = None,
                  per_step_history: bool = False, eval_at_start: bool = False, keep_checkpoints: bool = False,
-                 train_mode: bool = True, log_fn: LogFn | None = None, shown: Iterable[str] = ()):
+                 train_mode: bool = True, log_fn: LogFn | None = None, shown: Iterable[str] = (), ranks: Ranks = Ranks()):
         if keep_checkpoints and state_dir is None:
             raise ValueError("keep_checkpoints needs a state_dir to write the checkpoints to")
         self.name, self.schedule, self.model = name, schedule, model
@@ -136,7 +140,7 @@ class TrainingLoop:
         self.state_dir, self.selection = state_dir, selection
         self.per_step_history, self.eval_at_start = per_step_history, eval_at_start
         self.keep_checkpoints, self.train_mode = keep_checkpoints, train_mode
-        self.log_fn, self.shown = log_fn, tuple(shown)
+        self.log_fn, self.shown, self.ranks = log_fn, tuple(shown), ranks
         self.counters = Counters(fingerprint=fingerprint)
         self._best_in_memory: dict[str, torch.Tensor] | None = None
 
@@ -154,37 +158,50 @@ class TrainingLoop:
         if self.state_dir is None:
             return 0
         saved = saved_fingerprint(self.state_dir)
-        if saved == self.counters.fingerprint:
+        if saved == self.counters.fingerprint:  # every rank reads the same state (any number of ranks)
             counters = load_training_state(self.state_dir, self.model, self.optimizer, self.scheduler)
             self.counters = Counters(**counters)
-            log.info("%s: resuming from step %d (%s)", self.name, self.counters.step, self.state_dir)
+            if self.ranks.main:
+                log.info("%s: resuming from step %d (%s)", self.name, self.counters.step, self.state_dir)
+            self.ranks.barrier()
             return self.counters.step
-        if saved is not None:
-            log.warning("%s: the state in %s belongs to another configuration, data or starting model: starting afresh",
-                        self.name, self.state_dir)
-        shutil.rmtree(self.state_dir / CHECKPOINTS, ignore_errors=True)
-        for stale in self.state_dir.glob("best-step*.safetensors"):
-            stale.unlink()
+        self.ranks.barrier()  # every rank has read the fingerprint before rank 0 clears the folder
+        if self.ranks.main:
+            if saved is not None:
+                log.warning("%s: the state in %s belongs to another configuration, data or starting model: "
+                            "starting afresh", self.name, self.state_dir)
+            shutil.rmtree(self.state_dir / CHECKPOINTS, ignore_errors=True)
+            for stale in self.state_dir.glob("best-step*.safetensors"):
+                stale.unlink()
+        self.ranks.barrier()
         return 0
+
+    def _write_checkpoint(self, step: int) -> None:
+        if self.ranks.main:
+            self.checkpoint_path(step).parent.mkdir(parents=True, exist_ok=True)
+            save_file(cpu_state_dict(self.model), self.checkpoint_path(step))
+        self.ranks.barrier()
 
     def _save(self) -> None:
         if self.state_dir is None:
             return
-        step = self.counters.step
         if self.keep_checkpoints:
-            self.checkpoint_path(step).parent.mkdir(parents=True, exist_ok=True)
-            save_file(cpu_state_dict(self.model), self.checkpoint_path(step))
-        save_training_state(self.state_dir, self.model, self.optimizer, self.scheduler, asdict(self.counters))
-        for stale in self.state_dir.glob("best-step*.safetensors"):  # e.g. from an interrupted run
-            if stale != self._best_path(self.counters.best_step):
-                stale.unlink()
+            self._write_checkpoint(self.counters.step)
+        if self.ranks.main:  # the ranks hold the same weights, optimiser and counters
+            save_training_state(self.state_dir, self.model, self.optimizer, self.scheduler, asdict(self.counters))
+            for stale in self.state_dir.glob("best-step*.safetensors"):  # e.g. from an interrupted run
+                if stale != self._best_path(self.counters.best_step):
+                    stale.unlink()
+        self.ranks.barrier()
 
     def _keep_best(self) -> None:
         if self.state_dir is None:
             self._best_in_memory = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        else:
+            return
+        if self.ranks.main:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             save_file(cpu_state_dict(self.model), self._best_path(self.counters.step))
+        self.ranks.barrier()
 
     def _restore_best(self) -> None:
         if self.selection is None or self.counters.best_step <= 0:
@@ -212,32 +229,35 @@ class TrainingLoop:
             c.stopped_early = sel.patience is not None and c.bad_evals >= sel.patience
 
     def _log(self, row: dict[str, float]) -> None:
+        if not self.ranks.main:
+            return
         c = self.counters
         shown = ", ".join(f"{k} {row[k]:.4f}" for k in self.shown if k in row)
         best = f" (best {c.best_score:.4f} at step {c.best_step})" if self.selection is not None else ""
         log.info("%s step %d: %s%s%s", self.name, c.step, shown, best, ", early stop" if c.stopped_early else "")
 
     def _emit(self, row: dict[str, float], step: int) -> None:
-        if self.log_fn is not None:
+        if self.log_fn is not None and self.ranks.main:
             self.log_fn({k: float(v) for k, v in row.items() if k != "step"}, step)
 
     # ------------------------------------------------------------------ the loop
-    def run(self, step: Callable[[np.ndarray, int], dict[str, float]],
+    def run(self, step: Callable[[Part, int], dict[str, float]],
             evaluate: Callable[[], dict[str, float]]) -> LoopResult:
         resumed_from = self._resume()
         c, s = self.counters, self.schedule
         if self.keep_checkpoints and c.step == 0:  # the starting model is the first checkpoint of the series
-            self.checkpoint_path(0).parent.mkdir(parents=True, exist_ok=True)
-            save_file(cpu_state_dict(self.model), self.checkpoint_path(0))
+            self._write_checkpoint(0)
         if self.eval_at_start and c.step == 0:  # the starting model: step 0 of the training curves
             start = self._evaluate(evaluate)
             c.history.append({"step": 0, **start})
             self._emit(start, 0)
         pending: list[dict[str, float]] = []  # step values since the last evaluation
-        bar = tqdm(total=s.max_steps, initial=c.step, desc=self.name, unit="step", disable=None)
+        bar = tqdm(total=s.max_steps, initial=c.step, desc=self.name, unit="step",
+                   disable=None if self.ranks.main else True)
         self.model.train(self.train_mode)
         while c.step < s.max_steps and not c.stopped_early:
-            values = step(s.rows(c.step), c.step)
+            part = self.ranks.part(s.rows(c.step))
+            values = self.ranks.mean(step(part, c.step), len(part.rows))
             c.step += 1
             pending.append(values)
             evaluates = s.evaluates(c.step)
@@ -262,6 +282,15 @@ class TrainingLoop:
             checkpoints = {int(f.stem.split("-")[1]): f for f in files}
             checkpoints = {k: v for k, v in checkpoints.items() if k <= s.max_steps}
         return LoopResult(pd.DataFrame(c.history), c.best_step, resumed_from, c.stopped_early, checkpoints)
+
+
+def emit_history(history: pd.DataFrame, log_fn: LogFn | None) -> None:
+    """Send every row of a finished run's history to `log_fn` (a run trained by launched
+    processes is logged by the process that launched them, once they are done)."""
+    if log_fn is None:
+        return
+    for row in history.to_dict("records"):
+        log_fn({k: float(v) for k, v in row.items() if k != "step" and v == v}, int(row["step"]))
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:

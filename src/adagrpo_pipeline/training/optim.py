@@ -10,15 +10,18 @@ import torch
 from accelerate import Accelerator
 
 from .device import make_accelerator
+from .distributed import Ranks
 
 
 @dataclass
 class Trainee:
-    """A model prepared by Accelerate with its AdamW optimiser and learning-rate schedule."""
+    """A model on Accelerate's device with its AdamW optimiser and learning-rate schedule.
+
+    With several processes the model is not wrapped (see `distributed`): `update` all-reduces
+    the gradients itself, so `model` is the module every stage trains, evaluates and saves."""
 
     accelerator: Accelerator
-    model: torch.nn.Module  # as prepared by Accelerate: the training forward pass
-    raw: torch.nn.Module  # the same module unwrapped: evaluation, decoding, state dicts
+    model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any  # None: a constant learning rate
     grad_clip: float
@@ -27,9 +30,16 @@ class Trainee:
     def device(self) -> torch.device:
         return self.accelerator.device
 
-    def update(self, loss: torch.Tensor) -> None:
-        """Backward, clip the global gradient norm, one optimiser (and schedule) step, clear the gradients."""
+    @property
+    def ranks(self) -> Ranks:
+        return Ranks.of(self.accelerator)
+
+    def update(self, loss: torch.Tensor, weight: float = 1.0) -> None:
+        """Backward, gradients of the global batch (the ranks' gradients weighted by `weight`,
+        this rank's share of the batch: its rows, or the elements its mean loss averages), clip
+        the global gradient norm, one optimiser (and schedule) step, clear the gradients."""
         self.accelerator.backward(loss)
+        self.ranks.reduce_gradients(self.model.parameters(), weight)
         self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
@@ -39,11 +49,12 @@ class Trainee:
 
 def prepare_training(model: torch.nn.Module, device: str, lr: float, weight_decay: float, grad_clip: float,
                      schedule: Callable[[torch.optim.Optimizer], Any] | None = None) -> Trainee:
-    """`model` on `device` (see `make_accelerator`) with AdamW; `schedule` builds the learning-rate
-    scheduler from the optimiser (None: constant)."""
+    """`model` on `device` (see `make_accelerator`; under several processes, rank 0's weights on
+    every rank) with AdamW; `schedule` builds the learning-rate scheduler from the optimiser
+    (None: constant)."""
     accelerator = make_accelerator(device)
     model = model.to(accelerator.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    Ranks.of(accelerator).broadcast_weights(model)
+    optimizer = accelerator.prepare(torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay))
     scheduler = schedule(optimizer) if schedule is not None else None
-    prepared, optimizer = accelerator.prepare(model, optimizer)
-    return Trainee(accelerator, prepared, accelerator.unwrap_model(prepared), optimizer, scheduler, grad_clip)
+    return Trainee(accelerator, model, optimizer, scheduler, grad_clip)
