@@ -4,7 +4,7 @@
     python benchmarks/study_data.py --n-users 20000 --n-items 3000 --requests 40   # conf/gpu's
 
 Each bias level runs in a fresh subprocess, twice: the simulator alone, then the `ingest`
-stage's nodes in the pipeline's order (simulate → validate raw → prepare → validate derived →
+stage's nodes in the pipeline's order (simulate → validate raw tables → prepare → validate derived →
 measure exposure), so each figure's peak resident memory (ru_maxrss) is that step's own.
 The bound for comparison is the simulator's bare arithmetic: one (users × items) affinity
 matrix product per request, timed alone. Prints one JSON line per level, then a summary JSON.
@@ -50,9 +50,7 @@ def _child(mode: str, synthetic: dict) -> dict:
         p = IngestParams.model_validate({"source": "synthetic", "synthetic": synthetic,
                                          **base["overrides"].get("ingest", {})})
         raw = n.load_raw_source(p)
-        items = n.validate_raw_items(raw[1], p)
-        inter = n.validate_raw_interactions(raw[0], items, p)
-        imp = n.validate_raw_impressions(raw[2], items, p)
+        items, inter, imp = n.validate_raw_tables(raw[1], raw[0], raw[2], raw[5], p)
         d = n.prepare_tables(inter, items, imp, raw[3], raw[4], p)
         n.validate_derived_tables(d["interactions"], d["impressions"], d["items"], d["train_sequences"],
                                   d["valid_sequences"], d["test_sequences"], d["ground_truth_relevance"], d["users"], p)

@@ -17,6 +17,10 @@ Batches of 31 split 16/15 over the two processes: the weighting of unequal parts
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,8 @@ from adagrpo_pipeline.reward.config import RankerTrainParams
 from adagrpo_pipeline.reward.train import train_ranker
 from adagrpo_pipeline.sasrec.config import SASRecSize
 from adagrpo_pipeline.training import Ranks, launch
+
+from conftest import kedro, write_tiny_conf
 
 pytestmark = pytest.mark.distributed
 
@@ -174,3 +180,41 @@ def test_ranks_split_a_batch_into_contiguous_parts_and_weight_their_means() -> N
     assert Ranks().part(rows).rows.tolist() == rows.tolist()
     with pytest.raises(ValueError, match="processes .3. must not exceed batch_size .2."):
         SftParams(batch_size=2, processes=3)
+
+
+# ------------------------------------------------------------------- kedro run on every process
+@pytest.mark.slow
+def test_kedro_run_under_torchrun_trains_on_two_processes_and_rank_0_alone_writes(project: Path, mlflow_db: Path) -> None:
+    """`accelerate launch` (multi-GPU / multi-node) starts every process with torch's elastic
+    launcher; on CPU it is torchrun itself (`accelerate launch --cpu` has no multi-process mode
+    without MPI). Every process runs `kedro run`; the SFT loop shares the work; only rank 0
+    writes the catalog outputs, the manifest and the one MLflow run."""
+    import mlflow
+
+    write_tiny_conf(project)
+    kedro(project, "run", "--pipeline=ingest")
+    kedro(project, "run", "--pipeline=tokenize")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "kedro", "run",
+                           "--pipeline=sft"], cwd=project, env=env, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "rank 1: 3 outputs kept in memory, rank 0 writes them" in log
+    assert len(list((project / "data/06_models/sft_policy").iterdir())) == 1  # one version, rank 0's
+    assert len(list((project / "data/09_commits").glob("*__sft.json"))) == 1
+    mlflow.set_tracking_uri(f"sqlite:///{mlflow_db}")
+    runs = mlflow.search_runs(experiment_names=["adagrpo_pipeline"], filter_string="tags.`mlflow.runName` = 'sft'")
+    assert len(runs) == 1 and runs.iloc[0]["status"] == "FINISHED"
+    # the same training as the node launching 2 processes itself
+    kedro(project, "run", "--pipeline=sft", "--params", "sft.processes=2,sft.state_dir=data/06_models/sft_state_p2")
+    versions = sorted((project / "data/08_reporting/sft_history.parquet").iterdir())
+    torchrun_history, launched = (pd.read_parquet(v / "sft_history.parquet") for v in versions)
+    _same_history(torchrun_history, launched)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -9,6 +9,7 @@ from typing import Any
 import fsspec
 import mlflow
 from kedro.framework.hooks import hook_impl
+from kedro.io import MemoryDataset
 from kedro.io.core import AbstractVersionedDataset, get_filepath_str
 from kedro.pipeline import Pipeline
 from pydantic import BaseModel
@@ -45,6 +46,25 @@ class MlflowTypedParamsHook:
                     params.update(flatten(name.removeprefix("params:"), value.model_dump(mode="json")))
         if params:
             mlflow.log_params(params)
+
+
+class RankZeroWritesHook:
+    """Under `accelerate launch -m kedro run` every process runs the pipeline and the training
+    loops share the work (`training.distributed`); only global rank 0 writes. On the other
+    ranks every output of the pipeline becomes an in-memory dataset (later nodes there read what
+    that process computed, the same values), so nothing is written twice, no version or
+    manifest is made, and kedro-mlflow is off there (settings.py)."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+        if self.rank == 0:
+            return
+        for name in sorted(pipeline.all_outputs()):
+            catalog[name] = MemoryDataset(copy_mode="assign")
+        log.info("rank %d: %d outputs kept in memory, rank 0 writes them", self.rank, len(pipeline.all_outputs()))
 
 
 def _is_versioned(dataset: Any) -> bool:

@@ -53,6 +53,7 @@ from adagrpo_pipeline.training import (
     validation_subset,
 )
 from adagrpo_pipeline.training.loop import LogFn
+from adagrpo_pipeline.training.samples import ParquetSamples, Samples, as_samples
 
 from .config import AdaGrpoParams
 from .diagnostics import Diagnostics, diagnose
@@ -161,14 +162,14 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
 
 
 def rl_fingerprint(run: RunSpec, p: AdaGrpoParams, init: dict[str, torch.Tensor], reward: RewardModel,
-                   train: pd.DataFrame, gate_reward: RewardModel | None = None) -> str:
+                   train: Samples, gate_reward: RewardModel | None = None) -> str:
     """The run, its parameters, the starting policy, the reward model(s) and the training samples."""
     config = {"params": p.model_dump(exclude={"state_dir", "mix_alphas", "seeds", "seed", "device", "processes"}),
               "run": run.model_dump(exclude={"namespace"}), "reward": reward.calibrator,
               "invalid_reward": reward.invalid_reward}
     gate = [gate_reward.ranker.state_dict()] if gate_reward is not None else []
-    return fingerprint(config, [init, reward.ranker.state_dict(), *gate, train["target"].to_numpy(np.int64),
-                                train["user_id"].to_numpy(np.int64)])
+    return fingerprint(config, [init, reward.ranker.state_dict(), *gate, train.column_chunks("target"),
+                                train.column_chunks("user_id")])
 
 
 def setup(model: torch.nn.Module, encoder: HistoryEncoder, trie: SidTrie, reward: RewardModel, run: RunSpec,
@@ -189,7 +190,8 @@ def setup(model: torch.nn.Module, encoder: HistoryEncoder, trie: SidTrie, reward
     return RlSetup(policy, ref.to(policy.device), encoder, trie.to(policy.device), reward, run, p, gate_reward)
 
 
-def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame, valid: pd.DataFrame, trie: SidTrie,
+def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame | ParquetSamples, valid: pd.DataFrame,
+             trie: SidTrie,
              reward_model: RewardModel, run: RunSpec, p: AdaGrpoParams, state_dir: Path,
              seen_valid: list[set[int]] | None = None, log_fn: LogFn | None = None,
              gate_reward: RewardModel | None = None, eval_reward: RewardModel | None = None) -> RlResult:
@@ -208,23 +210,23 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
         res = train_rl(*args)
         emit_history(res.history, log_fn)
         return res
-    fp = rl_fingerprint(run, p, cpu_state_dict(model), reward_model, train, gate_reward)
+    samples = as_samples(train)
+    fp = rl_fingerprint(run, p, cpu_state_dict(model), reward_model, samples, gate_reward)
     s = setup(model, encoder, trie, reward_model, run, p, gate_reward)
     if eval_reward is not None:
         eval_reward.ranker.to(s.device)
     valid, seen_valid = validation_subset(valid, seen_valid, p.eval_users, p.eval_seed)
-    histories, users, targets = train["history"].to_list(), train["user_id"].to_numpy(), train["target"].to_numpy()
 
     def step(part: Part, step: int) -> dict[str, float]:
-        rows = part.rows
-        return train_step(s, [histories[i] for i in rows], users[rows], targets[rows], step, part)
+        batch = samples.fetch(part.rows)
+        return train_step(s, batch.histories, batch.users, batch.targets, step, part)
 
     def evaluate() -> dict[str, float]:
         return validation_metrics(s.policy.model, encoder, s.trie, valid, seen_valid, p.eval_beams, s.device,
                                   eval_reward or reward_model, s.policy.ranks)
 
-    loop = TrainingLoop(run.namespace, Schedule(len(train), p.batch_size, run.seed, p.max_steps, p.eval_every,
-                                                p.checkpoint_every),
+    loop = TrainingLoop(run.namespace, Schedule(len(samples), p.batch_size, run.seed, p.max_steps, p.eval_every,
+                                                p.checkpoint_every, samples.rows),
                         s.policy.model, s.policy.optimizer, s.policy.scheduler, state_dir=state_dir, fingerprint=fp, per_step_history=True,
                         eval_at_start=True, keep_checkpoints=True, train_mode=False, log_fn=log_fn,
                         shown=("nll", "reward_mean", "admitted", "invalid_share", "valid_hr@10", "valid_hr@10_filtered",

@@ -30,6 +30,7 @@ from adagrpo_pipeline.training import (
     validation_subset,
 )
 from adagrpo_pipeline.training.loop import LogFn
+from adagrpo_pipeline.training.samples import ParquetSamples, Samples, as_samples
 
 from .config import SftParams
 from .evaluation import validation_metrics
@@ -45,17 +46,18 @@ class SftResult:
     stopped_early: bool
 
 
-def sft_fingerprint(params: SftParams, encoder: HistoryEncoder, train: pd.DataFrame) -> str:
+def sft_fingerprint(params: SftParams, encoder: HistoryEncoder, train: Samples) -> str:
     """Parameters, layout, every item's tokens and the training samples."""
-    lengths = np.fromiter((len(x) for x in train["history"]), dtype=np.int64, count=len(train))
     return fingerprint({"params": params.model_dump(exclude={"state_dir", "processes"}), "layout": encoder.layout.to_json()},
-                       [encoder.item_tokens.astype(np.int64), train["user_id"].to_numpy(np.int64),
-                        train["target"].to_numpy(np.int64), lengths])
+                       [encoder.item_tokens.astype(np.int64), train.column_chunks("user_id"),
+                        train.column_chunks("target"), train.column_chunks("history_length")])
 
 
-def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame, valid: pd.DataFrame, trie: SidTrie,
-              params: SftParams, seen_valid: list[set[int]] | None = None, log_fn: LogFn | None = None) -> SftResult:
-    """Train `model` from its current weights; returns it with the best validation weights.
+def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame | ParquetSamples,
+              valid: pd.DataFrame, trie: SidTrie, params: SftParams, seen_valid: list[set[int]] | None = None,
+              log_fn: LogFn | None = None) -> SftResult:
+    """Train `model` from its current weights on `train` (a DataFrame, or samples streamed from a
+    parquet file, see `training.samples`); returns it with the best validation weights.
     `params.processes` > 1: the training runs data-parallel on that many launched processes
     (`training.launch`), then this process reads rank 0's finished run from `state_dir` (a
     resume that runs no step) and logs its history."""
@@ -70,12 +72,13 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
                          lambda opt: get_cosine_schedule_with_warmup(opt, params.warmup_steps, params.max_steps))
     net, device, ranks = t.model, t.device, t.ranks
     valid, seen_valid = validation_subset(valid, seen_valid, params.eval_users, params.eval_seed)
-    histories, users, targets = train["history"].to_list(), train["user_id"].to_numpy(), train["target"].to_numpy()
+    samples = as_samples(train)
 
     def step(part: Part, _: int) -> dict[str, float]:
         rows = part.rows
-        x, mask = encoder([histories[i] for i in rows], users[rows])
-        labels = encoder.targets(targets[rows])
+        batch = samples.fetch(rows)
+        x, mask = encoder(batch.histories, batch.users)
+        labels = encoder.targets(batch.targets)
         with t.accelerator.autocast():
             out = net(**encoder_inputs(net, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
         loss = out.loss if params.label_smoothing == 0 else torch.nn.functional.cross_entropy(
@@ -89,10 +92,10 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
 
     # the metric that picks the best step: history-filtered NDCG@10 where items are not re-consumed
     metric = "valid_ndcg@10_filtered" if seen_valid is not None else "valid_ndcg@10"
-    loop = TrainingLoop("sft", Schedule(len(train), params.batch_size, params.seed, params.max_steps, params.eval_every,
-                                        params.checkpoint_every),
+    loop = TrainingLoop("sft", Schedule(len(samples), params.batch_size, params.seed, params.max_steps,
+                                        params.eval_every, params.checkpoint_every, samples.rows),
                         net, t.optimizer, t.scheduler, state_dir=Path(params.state_dir),
-                        fingerprint=sft_fingerprint(params, encoder, train),
+                        fingerprint=sft_fingerprint(params, encoder, samples),
                         selection=Selection(metric, params.patience), log_fn=log_fn, shown=("train_loss", metric),
                         ranks=ranks)
     res = loop.run(step, evaluate)

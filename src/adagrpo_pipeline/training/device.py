@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from accelerate import Accelerator
 
 
 def resolve_device(device: str) -> torch.device:
-    """`device`: auto (CUDA when present, else CPU) | cpu | cuda[:n]."""
+    """`device`: auto (CUDA when present, else CPU) | cpu | cuda[:n]. Under `accelerate launch` /
+    torchrun, auto is this process's own GPU (LOCAL_RANK), as Accelerate picks for training."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     return torch.device(device)
 
 

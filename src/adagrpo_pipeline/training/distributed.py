@@ -33,6 +33,11 @@ import torch.distributed as dist
 log = logging.getLogger(__name__)
 
 
+def launched_rank() -> int:
+    """This process's global rank as `accelerate launch` / torchrun set it (RANK), 0 otherwise."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def check_processes(processes: int, batch_size: int) -> None:
     """Each of `processes` ranks needs at least one row of every batch."""
     if processes > batch_size:

@@ -77,8 +77,11 @@ class Schedule:
     max_steps: int
     eval_every: int
     checkpoint_every: int
+    order: Callable[[int, int, int], np.ndarray] | None = None  # (step, batch_size, seed) -> rows; None: batch_indices
 
     def rows(self, step: int) -> np.ndarray:
+        if self.order is not None:  # e.g. `samples.ParquetSamples.rows`: a block shuffle of a streamed file
+            return self.order(step, self.batch_size, self.seed)
         return batch_indices(step, self.n_train, self.batch_size, self.seed)
 
     def evaluates(self, step: int) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,21 @@ def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
 
-def fingerprint(config: Mapping[str, Any], parts: Iterable[np.ndarray | Mapping[str, torch.Tensor]]) -> str:
+def fingerprint(config: Mapping[str, Any],
+                parts: Iterable[np.ndarray | Mapping[str, torch.Tensor] | Iterator[np.ndarray]]) -> str:
     """Identity of a training run: a JSON-able `config` and the arrays / state dicts it trains
     from (data, initial weights, a reward model's weights). A saved state is resumed only when
-    this matches, so a changed configuration, data set or starting model starts afresh."""
+    this matches, so a changed configuration, data set or starting model starts afresh. An
+    iterator part is an array in chunks (a streamed column): the same bytes as the whole array."""
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for part in parts:
         if isinstance(part, Mapping):
             for key in sorted(part):
                 h.update(key.encode())
                 h.update(part[key].detach().cpu().float().numpy().tobytes())
+        elif isinstance(part, Iterator):
+            for chunk in part:
+                h.update(np.ascontiguousarray(chunk).tobytes())
         else:
             h.update(np.ascontiguousarray(part).tobytes())
     return h.hexdigest()[:16]

@@ -8,6 +8,7 @@ any derived version is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sized
 from typing import Any
 
 import pandas as pd
@@ -149,7 +150,7 @@ def report_exposure(
     metrics_table: pd.DataFrame,
     interactions: pd.DataFrame,
     items: pd.DataFrame,
-    train: pd.DataFrame,
+    train: Sized,
     impressions: pd.DataFrame,
     params: IngestParams,
 ) -> tuple[pd.DataFrame, Figure, Figure, dict[str, Any]]:
