@@ -111,7 +111,7 @@ def _child_sft_data(project: str, mode: str, batch_size: int) -> dict:
         vocab = SidVocab.from_json(catalog.load("sid_vocab"))
         tokens = item_token_table(catalog.load("semantic_ids"), vocab)
         p = catalog.load("params:sft")
-    encoder = HistoryEncoder(PolicyLayout(vocab, p["max_items"], p["user_buckets"], p["encoder_input"]), tokens)
+    encoder = HistoryEncoder(PolicyLayout(vocab, p.max_items, p.user_buckets, p.encoder_input), tokens)
     t0 = time.perf_counter()
     if mode == "bound":
         with open(stream.path, "rb") as fh:
@@ -181,7 +181,11 @@ def run_size(events: float, a: argparse.Namespace, per_user: float, workdir: Pat
     for mode in ("bound", "stream", "pandas"):
         row[f"sft_data_{mode}"] = _measured([*py, json.dumps(["sft_data", str(project), mode, a.batch_size])], ROOT,
                                             a.timeout)
-    train_rows = row["sft_data_stream"].get("rows", 0)
+    import pyarrow.parquet as pq
+
+    files = sorted((project / "data/05_model_input/train_sequences.parquet").glob("*/train_sequences.parquet"))
+    train_rows = pq.ParquetFile(files[-1]).metadata.num_rows if files else 0
+    row["train_samples"] = train_rows
     epoch_steps = max(1, train_rows // a.batch_size)
     steps = epoch_steps if epoch_steps <= a.sft_max_steps else 200
     sft = {"sft.max_steps": steps, "sft.eval_every": steps, "sft.checkpoint_every": steps, "sft.warmup_steps": min(100, steps // 2),
@@ -252,7 +256,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--eval-users", type=int, default=2000)
     ap.add_argument("--sft-max-steps", type=int, default=4000, help="longest SFT epoch run in full")
-    ap.add_argument("--timeout", type=float, default=1800, help="seconds per stage")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per stage")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/scaling"))
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--quick", action="store_true")
