@@ -88,6 +88,28 @@ def test_sampling_is_seeded_and_respects_the_trie(case) -> None:
     assert (cold.items == best.items).float().mean() > 0.99  # temperature → 0 is greedy
 
 
+def test_sampling_draws_as_multinomial_and_a_part_of_the_batch_draws_its_rows(case) -> None:
+    vocab, _, trie, model, x, mask = case
+    whole = sample(model, x, mask, 8, vocab.levels, trie=trie, generator=torch.Generator().manual_seed(3))
+    # rows 2:5 of the same batch, decoded alone: the same draws (a process with its part of a batch)
+    part = sample(model, x[2:5], mask[2:5], 8, vocab.levels, trie=trie, generator=torch.Generator().manual_seed(3),
+                  span=slice(2, 5), total=len(x))
+    assert torch.equal(part.tokens, whole.tokens[2:5])
+    alone = sample(model, x[2:5], mask[2:5], 8, vocab.levels, trie=trie, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(alone.tokens, whole.tokens[2:5])  # without the span: other draws
+    # the first token is torch.multinomial's draw from the constrained first-step distribution
+    enc = model.get_encoder()(input_ids=x, attention_mask=mask).last_hidden_state.repeat_interleave(8, 0)
+    logits = model(encoder_outputs=(enc,), attention_mask=mask.repeat_interleave(8, 0),
+                   decoder_input_ids=torch.zeros(len(enc), 1, dtype=torch.long)).logits[:, -1]
+    allowed = torch.zeros_like(logits, dtype=torch.bool)
+    allowed[:, : trie.vocab_size] = trie.allowed_mask(torch.zeros(len(enc), dtype=torch.long))
+    probs = torch.softmax(torch.log_softmax(logits, -1).masked_fill(~allowed, float("-inf")), -1)
+    first = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(3)).squeeze(1)
+    assert torch.equal(first, whole.tokens[:, :, 0].reshape(-1))
+    with pytest.raises(ValueError, match="rows 2:5 of a batch of 4"):
+        sample(model, x[2:5], mask[2:5], 8, vocab.levels, span=slice(2, 5), total=4)
+
+
 def test_history_encoder_layout(case) -> None:
     vocab, tokens, *_ = case
     layout = PolicyLayout(vocab, max_items=2, user_buckets=5)

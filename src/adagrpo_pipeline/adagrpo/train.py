@@ -46,13 +46,11 @@ from adagrpo_pipeline.training import (
     Trainee,
     TrainingLoop,
     cpu_state_dict,
-    emit_history,
     fingerprint,
-    launch,
     prepare_training,
     validation_subset,
 )
-from adagrpo_pipeline.training.loop import LogFn
+from adagrpo_pipeline.training.loop import LogFn, train_on_processes
 from adagrpo_pipeline.training.samples import ParquetSamples, Samples, as_samples
 
 from .config import AdaGrpoParams
@@ -203,13 +201,9 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
     `p.processes` > 1: data-parallel on that many launched processes, whose finished run this
     process then reads from `state_dir` (see `train_sft`)."""
     if p.processes > 1:
-        one = p.model_copy(update={"processes": 1})  # inside the launched group: no second launch
-        args = (model, encoder, train, valid, trie, reward_model, run, one, state_dir, seen_valid, None, gate_reward,
-                eval_reward)
-        launch(train_rl, args, p.processes)
-        res = train_rl(*args)
-        emit_history(res.history, log_fn)
-        return res
+        one = p.model_copy(update={"processes": 1})
+        return train_on_processes(train_rl, (model, encoder, train, valid, trie, reward_model, run, one, state_dir,
+                                             seen_valid, None, gate_reward, eval_reward), p.processes, log_fn)
     samples = as_samples(train)
     fp = rl_fingerprint(run, p, cpu_state_dict(model), reward_model, samples, gate_reward)
     s = setup(model, encoder, trie, reward_model, run, p, gate_reward)

@@ -136,9 +136,11 @@ def sample(
     valid prefixes with `trie`). Scores are the policy's own log-probabilities of the sampled
     tokens (temperature 1, not renormalised over the allowed tokens).
 
-    Each token is drawn by the Gumbel-max rule from uniforms drawn for a batch of `total` inputs
-    (default: this one), of which these inputs are rows `span`: a process decoding its part of
-    a batch draws exactly what one process decoding the whole batch draws for those rows."""
+    Each token is drawn as `torch.multinomial(probs, 1)` draws it, argmax(probs / q) with
+    q ~ Exp(1) (the exponential race), with q drawn for a batch of `total` inputs (default: this
+    one) of which these inputs are rows `span`: one process decoding the whole batch draws
+    exactly what `torch.multinomial` would, and a process decoding its part of the batch draws
+    what one process draws for those rows."""
     if temperature <= 0:
         raise ValueError("temperature must be > 0; use beam_search for greedy decoding")
     batch, device = input_ids.shape[0], input_ids.device
@@ -154,10 +156,10 @@ def sample(
     tokens = torch.empty((n, 0), dtype=torch.long, device=device)
     for _ in range(depth):
         logp = _constrain(stepper.logprobs(last), trie, nodes)
-        u = torch.rand((total * num_samples, logp.shape[-1]), generator=generator, device=device)
-        u = u[span.start * num_samples : span.stop * num_samples]
-        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
-        tok = (logp / temperature + gumbel).argmax(dim=-1)
+        probs = torch.softmax(logp / temperature, dim=-1)
+        q = torch.empty((total * num_samples, probs.shape[-1]), dtype=probs.dtype, device=device)
+        q = q.exponential_(1, generator=generator)[span.start * num_samples : span.stop * num_samples]
+        tok = (probs / q).argmax(dim=-1)
         scores = scores + logp.gather(1, tok[:, None]).squeeze(1)
         tokens = torch.cat([tokens, tok[:, None]], dim=1)
         if trie is not None:

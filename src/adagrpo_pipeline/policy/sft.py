@@ -23,13 +23,11 @@ from adagrpo_pipeline.training import (
     Schedule,
     Selection,
     TrainingLoop,
-    emit_history,
     fingerprint,
-    launch,
     prepare_training,
     validation_subset,
 )
-from adagrpo_pipeline.training.loop import LogFn
+from adagrpo_pipeline.training.loop import LogFn, train_on_processes
 from adagrpo_pipeline.training.samples import ParquetSamples, Samples, as_samples
 
 from .config import SftParams
@@ -62,11 +60,9 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
     (`training.launch`), then this process reads rank 0's finished run from `state_dir` (a
     resume that runs no step) and logs its history."""
     if params.processes > 1:
-        one = params.model_copy(update={"processes": 1})  # inside the launched group: no second launch
-        launch(train_sft, (model, encoder, train, valid, trie, one, seen_valid), params.processes)
-        res = train_sft(model, encoder, train, valid, trie, one, seen_valid)
-        emit_history(res.history, log_fn)
-        return res
+        one = params.model_copy(update={"processes": 1})
+        return train_on_processes(train_sft, (model, encoder, train, valid, trie, one, seen_valid), params.processes,
+                                  log_fn)
     # set-up: device, optimiser and schedule, the validation users
     t = prepare_training(model, params.device, params.lr, params.weight_decay, params.grad_clip,
                          lambda opt: get_cosine_schedule_with_warmup(opt, params.warmup_steps, params.max_steps))

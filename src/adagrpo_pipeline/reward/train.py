@@ -20,12 +20,10 @@ from adagrpo_pipeline.training import (
     Schedule,
     Selection,
     TrainingLoop,
-    emit_history,
     fingerprint,
-    launch,
     prepare_training,
 )
-from adagrpo_pipeline.training.loop import LogFn
+from adagrpo_pipeline.training.loop import LogFn, train_on_processes
 
 from .config import RankerTrainParams
 from .data import EventIndex, Requests, flat_scores_labels
@@ -81,11 +79,9 @@ def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Reque
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(f"the ranker needs train and valid requests, got {len(train)} train and {len(valid)} valid")
     if params.processes > 1:
-        one = params.model_copy(update={"processes": 1})  # inside the launched group: no second launch
-        launch(train_ranker, (n_items, events, train, valid, one, None, build), params.processes)
-        res = train_ranker(n_items, events, train, valid, one, None, build)
-        emit_history(res.history, log_fn)
-        return res
+        one = params.model_copy(update={"processes": 1})
+        return train_on_processes(train_ranker, (n_items, events, train, valid, one, None, build), params.processes,
+                                  log_fn)
     torch.manual_seed(params.seed)
     model = build() if build is not None else SASRec(n_items, params.max_history, params.model)
     t = prepare_training(model, params.device, params.lr, params.weight_decay, params.grad_clip)

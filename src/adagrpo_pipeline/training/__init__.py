@@ -9,7 +9,6 @@ from .loop import (
     Selection,
     TrainingLoop,
     batch_indices,
-    emit_history,
     validation_subset,
 )
 from .optim import Trainee, prepare_training
@@ -24,7 +23,6 @@ __all__ = [
     "Trainee",
     "TrainingLoop",
     "batch_indices",
-    "emit_history",
     "cpu_state_dict",
     "fingerprint",
     "launch",

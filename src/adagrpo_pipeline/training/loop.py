@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .distributed import Part, Ranks
+from .distributed import Part, Ranks, launch
 from .state import (
     cpu_state_dict,
     load_training_state,
@@ -285,6 +285,17 @@ class TrainingLoop:
             checkpoints = {int(f.stem.split("-")[1]): f for f in files}
             checkpoints = {k: v for k, v in checkpoints.items() if k <= s.max_steps}
         return LoopResult(pd.DataFrame(c.history), c.best_step, resumed_from, c.stopped_early, checkpoints)
+
+
+def train_on_processes(train: Callable[..., Any], args: tuple, processes: int, log_fn: LogFn | None) -> Any:
+    """`train(*args)` (a loop's entry point, its parameters set to 1 process so that the launched
+    processes do not launch again) on `processes` launched processes (`distributed.launch`),
+    then `train(*args)` here, which finds rank 0's finished state in the state folder and resumes
+    it without a step; its history goes to `log_fn` once."""
+    launch(train, args, processes)
+    result = train(*args)
+    emit_history(result.history, log_fn)
+    return result
 
 
 def emit_history(history: pd.DataFrame, log_fn: LogFn | None) -> None:
