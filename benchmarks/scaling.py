@@ -12,7 +12,8 @@ process, from os.wait4) is the stage's own:
              the versioned tables written);
 - tokenize:  `kedro run --pipeline=tokenize`;
 - sft_data:  one epoch of SFT batches read and encoded, no model: streamed from the
-             `train_sequences` file (`training.samples.ParquetSamples`, what `kedro run` does),
+             `train_sequences` file (`training.samples.ParquetSamples`, what `kedro run` does;
+             windows of 200,000 rows here, so that every size measured is several windows),
              and for comparison the ordinary way, the whole file read into a DataFrame
              (`pandas.read_parquet`) and batched from memory; the bound: reading the file's bytes;
 - sft_epoch: `kedro run --pipeline=sft` for one epoch (steps = training samples / batch size,
@@ -93,8 +94,10 @@ def _child_simulate(synthetic: dict) -> dict:
     return {"events": len(raw.interactions), "impressions": len(raw.impressions), "users": synthetic["n_users"]}
 
 
-def _child_sft_data(project: str, mode: str, batch_size: int) -> dict:
-    """One epoch of SFT batches from the committed `train_sequences`, encoded as training would."""
+def _child_sft_data(project: str, mode: str, batch_size: int, window_rows: int = 200_000) -> dict:
+    """One epoch of SFT batches from the committed `train_sequences`, encoded as training would;
+    streamed with windows of `window_rows` rows (below the sizes measured, so that the stream
+    holds at most two windows at every size: what `load_args.window_rows` sets in the catalog)."""
     import pandas as pd
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -102,7 +105,7 @@ def _child_sft_data(project: str, mode: str, batch_size: int) -> dict:
     from adagrpo_pipeline.policy.data import item_token_table
     from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout
     from adagrpo_pipeline.semantic_ids.vocab import SidVocab
-    from adagrpo_pipeline.training.samples import FrameSamples
+    from adagrpo_pipeline.training.samples import FrameSamples, ParquetSamples
 
     bootstrap_project(Path(project))
     with KedroSession.create(project_path=Path(project)) as session:
@@ -119,7 +122,7 @@ def _child_sft_data(project: str, mode: str, batch_size: int) -> dict:
                 pass
         return {"rows": len(stream), "file_mb": round(os.path.getsize(stream.path) / 2**20, 1),
                 "loop_seconds": round(time.perf_counter() - t0, 2)}
-    samples = stream if mode == "stream" else FrameSamples(pd.read_parquet(stream.path))
+    samples = ParquetSamples(stream.path, window_rows) if mode == "stream" else FrameSamples(pd.read_parquet(stream.path))
     steps = max(1, len(samples) // batch_size)
     seen = 0
     for step in range(steps):
@@ -128,7 +131,8 @@ def _child_sft_data(project: str, mode: str, batch_size: int) -> dict:
         seen += len(batch.targets)
     assert seen == steps * batch_size
     return {"rows": len(samples), "steps": steps, "loop_seconds": round(time.perf_counter() - t0, 2),
-            "windows": len(stream.windows(0, 0)) if mode == "stream" else 1, "checksum": int(x.sum())}
+            "windows": len(samples.windows(0, 0)) if mode == "stream" else 1,
+            "window_rows": window_rows if mode == "stream" else None, "checksum": int(x.sum())}
 
 
 def _child_evaluate(project: str, max_users: int) -> dict:

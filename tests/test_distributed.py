@@ -18,7 +18,6 @@ Batches of 31 split 16/15 over the two processes: the weighting of unequal parts
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +40,7 @@ from adagrpo_pipeline.reward.config import RankerTrainParams
 from adagrpo_pipeline.reward.train import train_ranker
 from adagrpo_pipeline.sasrec.config import SASRecSize
 from adagrpo_pipeline.training import Ranks, launch
+from adagrpo_pipeline.training.distributed import _free_port
 
 from conftest import kedro, write_tiny_conf
 
@@ -212,9 +212,3 @@ def test_kedro_run_under_torchrun_trains_on_two_processes_and_rank_0_alone_write
     versions = sorted((project / "data/08_reporting/sft_history.parquet").iterdir())
     torchrun_history, launched = (pd.read_parquet(v / "sft_history.parquet") for v in versions)
     _same_history(torchrun_history, launched)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

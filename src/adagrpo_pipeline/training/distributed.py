@@ -23,6 +23,7 @@ import contextlib
 import io
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -157,6 +158,13 @@ class Ranks:
         return np.concatenate([o.cpu().numpy()[:s] for o, s in zip(out, sizes)])
 
 
+def _free_port() -> int:
+    """A port no one listens on now (two runs on one machine must not share a rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _worker(fn: Callable, threads: int, args: tuple) -> None:
     torch.set_num_threads(threads)
     fn(*args)
@@ -188,6 +196,6 @@ def launch(fn: Callable, args: tuple, processes: int) -> None:
     log.info("launching %d processes (%d torch thread(s) each)", processes, threads)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # its banner names CUDA devices on a CPU machine
-            notebook_launcher(_worker, (fn, threads, args), num_processes=processes)
+            notebook_launcher(_worker, (fn, threads, args), num_processes=processes, use_port=str(_free_port()))
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
