@@ -4,10 +4,11 @@ logged statistics (the RL gate's admitted share exactly), and a state written by
 resumed by 1.
 
 Tolerance: the 2-process gradient is the size-weighted mean of the two parts' gradients, summed
-in another order than the 1-process one (float32 rounding, ~1e-7 relative). Most weights then
-differ by ≤ 1e-7 (the weights are ~1e-1), but Adam divides by √v, which magnifies the rounding of
-a gradient entry that is nearly 0 (measured: 1.3e-5 on one T5 entry after 4 RL steps at lr
-1e-3): weights |Δ| ≤ 1e-4; losses and metrics: relative 1e-4. The key bias of
+in another order than the 1-process one (float32 rounding, ~1e-7 relative), and Adam divides by
+√v, which magnifies the rounding of a gradient entry that is nearly 0. Measured largest |Δ| (the
+weights are ~1e-1): SFT 1.4e-7, the ranker 1.2e-7, RL 1.5e-7 (`adagrpo`), 1.4e-7 (`random_gate`),
+1.2e-6 (`mix_matched`); a run with another sampler saw 1.3e-5 on one entry. Asserted: weights
+|Δ| ≤ 1e-4; losses and metrics: relative 1e-4. The key bias of
 `nn.MultiheadAttention` (the ranker's) has a gradient that is 0 in exact arithmetic (softmax
 ignores a constant added to every key): its computed gradient is rounding noise alone, which
 Adam turns into steps of ±lr, so there |Δ| ≤ lr × steps is all that holds (measured 4.8e-4 after
