@@ -20,6 +20,7 @@ from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.tracking import mlflow_logger
 from adagrpo_pipeline.training.checkpoint import Checkpoint
+from adagrpo_pipeline.training.samples import ParquetSamples
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def train_policy(
     sft_policy: Checkpoint,
     ranker_model: Checkpoint,
     reward_calibration: dict[str, Any],
-    train_sequences: pd.DataFrame,
+    train_sequences: pd.DataFrame | ParquetSamples,
     valid_sequences: pd.DataFrame,
     interactions: pd.DataFrame,
     semantic_ids: pd.DataFrame,

@@ -21,10 +21,11 @@ from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.tracking import metrics_payload, mlflow_logger
 from adagrpo_pipeline.training.checkpoint import Checkpoint
+from adagrpo_pipeline.training.samples import ParquetSamples
 
 
 def train_sft_policy(
-    train_sequences: pd.DataFrame,
+    train_sequences: pd.DataFrame | ParquetSamples,
     valid_sequences: pd.DataFrame,
     interactions: pd.DataFrame,
     semantic_ids: pd.DataFrame,
@@ -51,7 +52,7 @@ def train_sft_policy(
     return ckpt, result.history, metrics_payload(summary, prefix=f"{log_prefix}.")
 
 
-def train_sft_policy_seed(train_sequences: pd.DataFrame, valid_sequences: pd.DataFrame, interactions: pd.DataFrame,
+def train_sft_policy_seed(train_sequences: pd.DataFrame | ParquetSamples, valid_sequences: pd.DataFrame, interactions: pd.DataFrame,
                           semantic_ids: pd.DataFrame, sid_vocab: dict[str, Any], sid_trie: dict, params: SftParams,
                           run: ReferenceSpec) -> tuple[Checkpoint, pd.DataFrame, dict[str, Any]]:
     """The same training with the seed of `run` (a reference of `compare`), its resumable state

@@ -22,6 +22,7 @@ from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.tracking import metric_name, metrics_payload
 from adagrpo_pipeline.training.checkpoint import Checkpoint
+from adagrpo_pipeline.training.samples import ParquetSamples
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _log_trial(variant: str, number: int, knobs: dict[str, Any], score: float, s
 
 
 def tune_run_variant(sft_policy: Checkpoint, ranker_model: Checkpoint, reward_calibration: dict[str, Any],
-                     train_sequences: pd.DataFrame, valid_sequences: pd.DataFrame, interactions: pd.DataFrame,
+                     train_sequences: pd.DataFrame | ParquetSamples, valid_sequences: pd.DataFrame, interactions: pd.DataFrame,
                      semantic_ids: pd.DataFrame, sid_vocab: dict[str, Any], sid_trie: dict, params: AdaGrpoParams,
                      reward_params: RewardParams, tune_params: TuneParams, run: RunSpec,
                      gate: dict[str, Any] | None = None) -> dict[str, Any]:
