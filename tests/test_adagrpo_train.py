@@ -169,8 +169,8 @@ def test_each_diagnostic_alone_decides_the_gate_when_the_other_always_passes(dat
 
 def test_grpo_raises_the_reward_it_is_given(data, tmp_path: Path) -> None:
     # constrained rollouts: the untrained policy's free rollouts are mostly invalid (reward 0) and
-    # whether one of them ever names item 7 was a matter of luck (2 of 4 seeds); inside the trie
-    # item 7 is drawn from the first steps on, for every seed tried (0-5)
+    # whether one of them ever names item 7 is a matter of luck (3 of seeds 0-5 pass); inside the
+    # trie item 7 is drawn from the first steps on (seeds 0-5: mean reward ~0.4 -> ~0.94)
     reward = LikesSeven(_reward().ranker, {"method": "platt", "a": 1.0, "b": 0.0})
     res = _run(data, tmp_path, Variant("grpo"), reward=reward, max_steps=40, lr=3e-3, beta=0.0, checkpoint_every=40,
                eval_every=40, rollout={"group_size": 8, "constrained": True})
