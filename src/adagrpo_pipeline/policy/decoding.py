@@ -57,7 +57,9 @@ class _Stepper:
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)
 
     def reorder(self, index: torch.Tensor) -> None:
-        self.cache.reorder_cache(index)
+        """Beams move only within their input's group, whose cross-attention keys and values are
+        the same rows: only the self-attention cache needs reordering."""
+        self.cache.self_attention_cache.reorder_cache(index)
 
 
 def _constrain(logp: torch.Tensor, trie: SidTrie | None, nodes: torch.Tensor) -> torch.Tensor:
