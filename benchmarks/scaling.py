@@ -67,6 +67,8 @@ def _measured(cmd: list[str], cwd: Path, timeout: float) -> dict:
     text = log.read()
     if out["status"] != "ok":
         out["error"] = text[-2000:]
+    else:  # a failed stage's log stays on disk for reading; a passed one's is not needed
+        os.unlink(log.name)
     for line in reversed(text.splitlines()):
         if line.startswith("{"):
             out.update(json.loads(line))
