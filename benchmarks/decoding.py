@@ -14,7 +14,8 @@ the bound, same model (random weights), same inputs, same catalog.
 The model sizes are read from conf/base (small) and conf/gpu (tiger) `parameters_sft.yml`; the
 catalog is `--items` random items of `--levels` levels of `--codebook` codes plus a dedup level.
 "items/s" = inputs (users) for which a top-k list is produced per second. Each engine is timed
-after one warm-up call. The last line is one JSON object: items/s of each, ours / baseline and
+after one warm-up call; `--profile N` also prints the torch profiler's top N operators of one beam
+search. The last line is one JSON object: items/s of each, ours / baseline and
 ours / bound speed ratios, and the share of top-k slots where ours and `generate` name the same item.
 """
 
@@ -87,6 +88,25 @@ def timed(fn, device: torch.device, repeats: int):
     return out, (time.perf_counter() - start) / repeats
 
 
+def profile(fn, depth: int, top: int) -> float:
+    """One call of `fn` (a beam search of `depth` steps) under the torch profiler: prints the `top`
+    operators by self CPU time (self CUDA time on a GPU) and returns the wall ms per decoding step."""
+    fn()
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    start = time.perf_counter()
+    with torch.profiler.profile(activities=activities) as prof:
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    key = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    print(f"profile of one beam search ({depth} steps, {wall * 1000:.1f} ms under the profiler), top {top} by {key}:")
+    print(prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=48))
+    return round(wall * 1000 / depth, 2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -101,6 +121,8 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also profile one beam search (torch profiler) and print its top N operators by self time")
     args = ap.parse_args()
     if args.topk > args.beams:
         ap.error("--topk must be <= --beams")
@@ -141,6 +163,9 @@ def main() -> None:
         "bound_items_per_s": round(args.batch / t_bound, 2), "ours_over_dict_generate": round(t_hf / t_ours, 3),
         "ours_over_bound": round(t_bound / t_ours, 3), "same_topk_items": round(same, 4),
     }
+    if args.profile:
+        result["profile_ms_per_step"] = profile(lambda: beam_search(model, x, mask, args.beams, vocab.levels, trie=trie),
+                                                vocab.levels, args.profile)
     if args.extra_tensor_trie:
         _, t_extra = timed(generate(hf_allowed_fn(trie)), device, 1)
         result["extra_tensor_trie_generate_items_per_s"] = round(args.batch / t_extra, 2)

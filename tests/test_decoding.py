@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from adagrpo_pipeline.policy.decoding import beam_search, sample
+from adagrpo_pipeline.policy.decoding import _Stepper, beam_search, sample
 from adagrpo_pipeline.policy.model import (
     HistoryEncoder,
     PolicyLayout,
@@ -59,6 +59,31 @@ def test_constrained_beam_search_equals_transformers_generate(case, beams: int, 
     torch.testing.assert_close(hf.sequences_scores.reshape(len(x), beams), ours.scores, atol=1e-4, rtol=0)
     assert ours.valid.all()
     assert (ours.scores[:, :-1] >= ours.scores[:, 1:]).all()  # best first
+
+
+def test_decoding_steps_equal_the_models_teacher_forced_forward(case) -> None:
+    """The engine's own decoder step (cross-attention keys/values once per input, preallocated
+    self-attention buffers, rows reordered between steps) gives the log-probabilities of the
+    model's forward on the same token sequences, padded inputs included."""
+    vocab, _, _, model, x, mask = case
+    assert not bool(mask.all())  # some inputs are padded
+    expand, depth, gen = 3, vocab.levels, torch.Generator().manual_seed(0)
+    rows = len(x) * expand
+    seqs = torch.randint(1, vocab.size, (rows, depth), generator=gen)
+    stepper = _Stepper(model, x, mask, expand, depth)
+    history = torch.zeros((rows, 1), dtype=torch.long)  # the decoder start token
+    for t in range(depth):
+        with torch.no_grad():
+            ours = stepper.logprobs(history[:, -1])
+            ref = model(**encoder_inputs(model, x.repeat_interleave(expand, 0)),
+                        attention_mask=mask.repeat_interleave(expand, 0), decoder_input_ids=history).logits[:, -1]
+        torch.testing.assert_close(ours, torch.log_softmax(ref.float(), -1), atol=1e-5, rtol=1e-5)
+        # rows move within their input's group, as beams do
+        src = (torch.arange(rows) // expand) * expand + torch.randint(0, expand, (rows,), generator=gen)
+        stepper.reorder(src)
+        history = torch.cat([history[src], seqs[:, t : t + 1]], dim=1)
+    with pytest.raises(RuntimeError, match="decoding step 4 of a 3-step search"):
+        stepper.logprobs(history[:, -1])
 
 
 def test_unconstrained_beams_score_at_least_the_constrained_ones(case) -> None:
