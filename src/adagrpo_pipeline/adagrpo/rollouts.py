@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 from transformers.modeling_outputs import BaseModelOutput
 
 from adagrpo_pipeline.policy.decoding import beam_search, sample
@@ -66,13 +67,15 @@ def rollout(model, x: torch.Tensor, mask: torch.Tensor, target_tokens: torch.Ten
     free), rewarded by `reward_model` (invalid → its `invalid_reward`), beside y* and its reward.
     `span`, `total`: these samples are rows `span` of a batch of `total` (see `sample`)."""
     constraint = trie if r.constrained else None
-    if r.mode == "sample":
-        dec = sample(model, x, mask, r.group_size, trie.depth, r.temperature, trie=constraint, lookup_trie=trie,
-                     generator=generator, span=span, total=total)
-    else:
-        dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
-    seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)
-    return _scored(seqs, dec.items, targets, histories, reward_model, users)
+    with record_function("rl.rollouts"):
+        if r.mode == "sample":
+            dec = sample(model, x, mask, r.group_size, trie.depth, r.temperature, trie=constraint, lookup_trie=trie,
+                         generator=generator, span=span, total=total)
+        else:
+            dec = beam_search(model, x, mask, r.group_size, trie.depth, trie=constraint, lookup_trie=trie)
+        seqs = torch.cat([target_tokens[:, None, :], dec.tokens], dim=1)
+    with record_function("rl.reward"):
+        return _scored(seqs, dec.items, targets, histories, reward_model, users)
 
 
 def rescore(ro: Rollouts, targets: np.ndarray, histories: list, reward_model: RewardModel,

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.profiler import record_function
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from adagrpo_pipeline.policy.evaluation import validation_metrics
@@ -95,19 +96,21 @@ def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts, l
     `part`: these samples are this rank's part of the global batch (None: the whole batch)."""
     p, model = s.params, s.policy.model
     s.policy.model.eval()  # the GRPO term on the network that drew the rollouts: ρ = 1 at the first inner step
-    logp = sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs)
-    if p.dropout:  # the NLL of y* with the policy's dropout, as SFT trained it
-        s.policy.model.train()
-        nll = -sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs[:, :1])[:, 0].mean(dim=-1)
-        s.policy.model.eval()
-    else:
-        nll = -logp[:, 0].mean(dim=-1)  # per-token NLL of y*, as in SFT
-    with torch.no_grad():
-        logp_ref = sequence_logprobs(s.ref, encode(s.ref, x, mask), mask, ro.seqs)
-    old = logp.detach() if logp_old is None else logp_old
-    adv = group_advantages(ro.rewards, p.adv_eps)
-    grpo, kl = grpo_loss_per_sample(logp[:, 1:], old[:, 1:], logp_ref[:, 1:], adv, p.clip_eps, p.beta)
-    diag = diagnose(ro if gate_ro is None else gate_ro, old, s.encoder.layout.vocab_size, p.k_pol, p.k_rew)
+    with record_function("rl.teacher_forced"):
+        logp = sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs)
+        if p.dropout:  # the NLL of y* with the policy's dropout, as SFT trained it
+            s.policy.model.train()
+            nll = -sequence_logprobs(model, encode(model, x, mask), mask, ro.seqs[:, :1])[:, 0].mean(dim=-1)
+            s.policy.model.eval()
+        else:
+            nll = -logp[:, 0].mean(dim=-1)  # per-token NLL of y*, as in SFT
+        with torch.no_grad():
+            logp_ref = sequence_logprobs(s.ref, encode(s.ref, x, mask), mask, ro.seqs)
+        old = logp.detach() if logp_old is None else logp_old
+        adv = group_advantages(ro.rewards, p.adv_eps)
+        grpo, kl = grpo_loss_per_sample(logp[:, 1:], old[:, 1:], logp_ref[:, 1:], adv, p.clip_eps, p.beta)
+    with record_function("rl.diagnostics"):
+        diag = diagnose(ro if gate_ro is None else gate_ro, old, s.encoder.layout.vocab_size, p.k_pol, p.k_rew)
     share, span, total = None, None, None
     if part is not None:
         span, total = part.span, part.total
@@ -122,7 +125,9 @@ def step_losses(s: RlSetup, x: torch.Tensor, mask: torch.Tensor, ro: Rollouts, l
 def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarray, step: int,
                part: Part | None = None) -> dict[str, float]:
     """One RL step on one batch (module docstring, 1-4); returns the step's logged values (means
-    over these samples). `part`: the samples are this rank's part of the global batch."""
+    over these samples). `part`: the samples are this rank's part of the global batch. Its phases
+    carry torch profiler labels: `rl.rollouts`, `rl.reward`, `rl.teacher_forced` (π_θ and π_ref
+    and the losses), `rl.diagnostics`, `train.backward`, `train.optimiser`."""
     x, mask = (t.to(s.device) for t in s.encoder(histories, users))
     target_tokens = s.encoder.targets(targets).to(s.device)
     s.policy.model.eval()

@@ -4,7 +4,8 @@ AdamW, linear warmup + cosine decay, gradient clipping, bf16 autocast on GPU. It
 project's training-loop scaffold (`adagrpo_pipeline.training`): seeded batches, validation
 NDCG@10 every `eval_every` steps with early stopping and the best weights kept, and the full
 training state every `checkpoint_every` steps, from which a re-run with the same
-configuration, semantic IDs and data resumes exactly.
+configuration, semantic IDs and data resumes exactly. A step's phases carry torch profiler labels:
+`sft.batch` (samples to tensors), `sft.forward`, `train.backward`, `train.optimiser`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.profiler import record_function
 from transformers import get_cosine_schedule_with_warmup
 
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
@@ -72,13 +74,15 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
 
     def step(part: Part, _: int) -> dict[str, float]:
         rows = part.rows
-        batch = samples.fetch(rows)
-        x, mask = encoder(batch.histories, batch.users)
-        labels = encoder.targets(batch.targets)
-        with t.accelerator.autocast():
-            out = net(**encoder_inputs(net, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
-        loss = out.loss if params.label_smoothing == 0 else torch.nn.functional.cross_entropy(
-            out.logits.float().flatten(0, 1), labels.to(device).flatten(), label_smoothing=params.label_smoothing)
+        with record_function("sft.batch"):
+            batch = samples.fetch(rows)
+            x, mask = encoder(batch.histories, batch.users)
+            labels = encoder.targets(batch.targets)
+        with record_function("sft.forward"):
+            with t.accelerator.autocast():
+                out = net(**encoder_inputs(net, x.to(device)), attention_mask=mask.to(device), labels=labels.to(device))
+            loss = out.loss if params.label_smoothing == 0 else torch.nn.functional.cross_entropy(
+                out.logits.float().flatten(0, 1), labels.to(device).flatten(), label_smoothing=params.label_smoothing)
         t.update(loss, len(rows))  # every sample has the same number of target tokens
         return {"train_loss": loss.item()}
 

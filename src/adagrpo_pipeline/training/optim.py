@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from torch.profiler import record_function
 
 from .device import make_accelerator
 from .distributed import Ranks
@@ -37,14 +38,18 @@ class Trainee:
     def update(self, loss: torch.Tensor, weight: float = 1.0) -> None:
         """Backward, gradients of the global batch (the ranks' gradients weighted by `weight`,
         this rank's share of the batch: its rows, or the elements its mean loss averages), clip
-        the global gradient norm, one optimiser (and schedule) step, clear the gradients."""
-        self.accelerator.backward(loss)
-        self.ranks.reduce_gradients(self.model.parameters(), weight)
-        self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        the global gradient norm, one optimiser (and schedule) step, clear the gradients. The two
+        phases are labelled `train.backward` and `train.optimiser` for the torch profiler
+        (`benchmarks/rl_step.py`, `benchmarks/sft_step.py`)."""
+        with record_function("train.backward"):
+            self.accelerator.backward(loss)
+        with record_function("train.optimiser"):
+            self.ranks.reduce_gradients(self.model.parameters(), weight)
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
 
 
 def prepare_training(model: torch.nn.Module, device: str, lr: float, weight_decay: float, grad_clip: float,
