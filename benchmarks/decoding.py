@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from common import SIZES
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from adagrpo_pipeline.policy.decoding import beam_search
@@ -36,9 +36,6 @@ from adagrpo_pipeline.policy.model import PolicyLayout, PolicySize, build_policy
 from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
-
-ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"small": ROOT / "conf/base/parameters_sft.yml", "tiger": ROOT / "conf/gpu/parameters_sft.yml"}
 
 
 def dict_allowed_fn(tokens: np.ndarray):

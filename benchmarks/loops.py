@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from common import SIZES, sync
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.runs import RunSpec
@@ -47,14 +48,7 @@ from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.training import make_accelerator, prepare_training
 
-ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"small": ROOT / "conf/base/parameters_sft.yml", "tiger": ROOT / "conf/gpu/parameters_sft.yml"}
 log = logging.getLogger("loops")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def timed(fn, device: torch.device) -> tuple[float, object]:

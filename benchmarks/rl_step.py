@@ -1,15 +1,27 @@
-"""Throughput of one RL training step (rollouts + rewards + losses + update) from the
-library, and its rollout phase against `transformers` `generate(do_sample=True,
-num_return_sequences=G)` on the same model and inputs.
+"""One RL training step (`adagrpo.train.train_step`) phase by phase, each phase against its
+bound, and the rollouts against `transformers` `generate` sampling.
 
-    python benchmarks/rl_step.py --device cpu --size small --batch 64 --group 8
+    python benchmarks/rl_step.py --device cpu --size small                  # the main job's policy, B=256, G=8
     python benchmarks/rl_step.py --device cuda --size tiger --batch 256 --group 16
 
-bf16 autocast on CUDA (as in training, through Accelerate). The catalog is random: `--items`
-items with 3 levels of 256 codes plus a dedup level; the reward is a randomly initialised
-SASRec ranker with Platt calibration (throughput does not depend on its weights). samples/s =
-training samples per second; rollouts/s = samples x G per second. The last line is one JSON
-object.
+The step's settings are conf/base `parameters_adagrpo.yml` (B, G, unconstrained sampling, the
+dropout NLL pass) with `--batch`/`--group` overriding. The phases are the library's profiler
+labels: `rl.rollouts` (G sequences per sample), `rl.reward` (the ranker scores y* and the
+rollouts), `rl.teacher_forced` (π_θ's and π_ref's teacher-forced passes and the loss terms),
+`rl.diagnostics` (d_pol, d_rew, the gate), `train.backward`, `train.optimiser` (all-reduce
+hook, clipping, AdamW, the schedule). The bound of each, on the same batch and model:
+- rollouts: the forward work of the decoding, the encoder once and L cached decoder steps over
+  B × G rows as `transformers` runs them (`decoding.bare_forward`);
+- reward: the ranker's forward on the packed histories and candidates already on the device;
+- teacher_forced: the model's forward with the encoder once per input and the decoder over the
+  B × (1 + G) sequences, log-softmax and gather, for π_θ (with the dropout pass over y*) and π_ref;
+- diagnostics: two comparisons and sums over (B, G) scores (the target's rank by policy and by reward);
+- backward: the backward of that bare forward's loss (bare forward + backward, minus the forward);
+- optimiser: `torch.optim.AdamW.step` and `zero_grad` alone.
+Random catalog (`--items`, 3 levels of 256 codes + dedup), random histories and a randomly
+initialised SASRec reward with Platt calibration (throughput does not depend on the weights).
+bf16 autocast on CUDA; on CUDA run with CUDA_LAUNCH_BLOCKING=1 for the breakdown (see
+`common.phase_seconds`). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -17,129 +29,167 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from common import ROOT, catalog, phase_seconds, policy_size, seconds, sync
+from decoding import bare_forward
+from transformers.modeling_outputs import BaseModelOutput
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.runs import RunSpec
 from adagrpo_pipeline.adagrpo.train import setup, train_step
 from adagrpo_pipeline.policy.decoding import sample
-from adagrpo_pipeline.policy.model import (
-    HistoryEncoder,
-    PolicyLayout,
-    PolicySize,
-    build_policy,
-)
+from adagrpo_pipeline.policy.model import HistoryEncoder, build_policy, encoder_inputs
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.sasrec.config import SASRecSize
-from adagrpo_pipeline.sasrec.model import SASRec
-from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
+from adagrpo_pipeline.sasrec.model import SASRec, pack_histories
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 
-ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"small": ROOT / "conf/base/parameters_sft.yml", "tiger": ROOT / "conf/gpu/parameters_sft.yml"}
 log = logging.getLogger("rl_step")
+PHASES = ("rl.rollouts", "rl.reward", "rl.teacher_forced", "rl.diagnostics", "train.backward", "train.optimiser")
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def median_seconds(fn, device: torch.device, repeats: int) -> float:
+    fn()  # warm-up
+    return float(np.median([seconds(fn, device) for _ in range(repeats)]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--size", choices=sorted(SIZES), default="small")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--items", type=int, default=12000)
+    ap.add_argument("--size", choices=["small", "tiger"], default="small")
+    ap.add_argument("--batch", type=int, default=None, help="default: conf/base adagrpo.batch_size")
+    ap.add_argument("--group", type=int, default=None, help="default: conf/base adagrpo.rollout.group_size")
+    ap.add_argument("--items", type=int, default=1682)
     ap.add_argument("--history", type=int, default=20)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3, help="bound timings: the median of this many")
     ap.add_argument("--variant", default="adagrpo", choices=["adagrpo", "grpo", "sft_continue"])
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rng = np.random.default_rng(args.seed)
-
-    vocab = SidVocab((256, 256, 256, 16))
-    tokens = vocab.encode(add_dedup_level(rng.integers(0, 256, size=(args.items, 3)), 16))
-    size = PolicySize(**yaml.safe_load(SIZES[args.size].read_text())["sft"]["model"])
-    layout = PolicyLayout(vocab, max_items=args.history)
+    conf = yaml.safe_load((ROOT / "conf/base/parameters_adagrpo.yml").read_text())["adagrpo"]
+    rollout_conf = {**conf["rollout"], **({"group_size": a.group} if a.group else {})}
+    p = AdaGrpoParams(**{**conf, "rollout": rollout_conf, "batch_size": a.batch or conf["batch_size"],
+                         "device": a.device, "seed": a.seed})
+    batch, group = p.batch_size, p.rollout.group_size
+    rng = np.random.default_rng(a.seed)
+    layout, tokens = catalog(rng, a.items, history=a.history)
+    depth = layout.depth
+    size = policy_size(a.size)
     encoder = HistoryEncoder(layout, tokens)
-    p = AdaGrpoParams(batch_size=args.batch, rollout={"group_size": args.group}, device=args.device, seed=args.seed)
-    trie = SidTrie.build(tokens, np.arange(args.items), vocab.size)
-    policy = build_policy(layout, size, args.seed)
-    torch.manual_seed(args.seed)
-    ranker = SASRec(args.items, args.history, SASRecSize())
-    reward = RewardModel(ranker, {"method": "platt", "a": 1.0, "b": 0.0}, 0.0, batch_size=4096)
-    run = RunSpec(namespace=args.variant, kind=args.variant, seed=args.seed)
-    s = setup(policy, encoder, trie, reward, run, p)
-    accelerator, device, raw = s.policy.accelerator, s.device, s.policy.raw.eval()
-    n_params = sum(t.numel() for t in raw.parameters())
+    trie = SidTrie.build(tokens, np.arange(a.items), layout.sid_vocab.size)
+    torch.manual_seed(a.seed)
+    reward = RewardModel(SASRec(a.items, a.history, SASRecSize()), {"method": "platt", "a": 1.0, "b": 0.0}, 0.0,
+                         batch_size=4096)
+    run = RunSpec(namespace=a.variant, kind=a.variant, seed=a.seed)
+    s = setup(build_policy(layout, size, a.seed), encoder, trie, reward, run, p)
+    accelerator, device, raw = s.policy.accelerator, s.device, s.policy.model
+    autocast = accelerator.autocast
+    histories = [rng.integers(0, a.items, size=rng.integers(1, a.history + 1)) for _ in range(batch)]
+    users, targets = np.arange(batch), rng.integers(0, a.items, size=batch)
 
-    histories = [rng.integers(0, args.items, size=args.history) for _ in range(args.batch)]
-    users = np.arange(args.batch)
-    targets = rng.integers(0, args.items, size=args.batch)
+    # ours: the whole step, then its phases under the profiler
+    steps = iter(range(10**9))
+    row = train_step(s, histories, users, targets, next(steps))  # warm-up
+    step_s = median_seconds(lambda: train_step(s, histories, users, targets, next(steps)), device, a.steps)
+    phases = phase_seconds(lambda: [train_step(s, histories, users, targets, next(steps)) for _ in range(a.steps)],
+                           device, PHASES)
+    ours = {k.split(".")[1]: v / a.steps for k, v in phases.items() if k != "total"}
 
-    def step(i: int) -> dict:
-        return train_step(s, histories, users, targets, i)
-
-    step(0)  # warm-up
-    sync(device)
-    t0 = time.perf_counter()
-    for i in range(1, args.steps + 1):
-        row = step(i)
-    sync(device)
-    step_s = (time.perf_counter() - t0) / args.steps
-
+    # the bounds, same batch and model
     x, mask = (t.to(device) for t in encoder(histories, users))
-    gen = torch.Generator(device=device).manual_seed(args.seed)
+    model, ref = raw, s.ref
+    model.eval()
+    bound = {}
+    with torch.no_grad(), autocast():
+        bound["rollouts"] = median_seconds(lambda: bare_forward(model, x, mask, group, depth), device, a.repeats)
+    packed, lengths = (t.to(device) for t in pack_histories(histories, a.history))
+    cand = torch.as_tensor(rng.integers(0, a.items, size=(batch, 1 + group)), device=device)
+    ranker = reward.ranker.to(device).eval()
+    with torch.no_grad(), autocast():
+        bound["reward"] = median_seconds(lambda: ranker(packed, lengths, cand), device, a.repeats)
+    seqs = torch.as_tensor(tokens[rng.integers(0, a.items, size=(batch, 1 + group))], device=device)
+    flat = seqs.reshape(-1, depth)
+    dec_in = torch.cat([torch.zeros_like(flat[:, :1]), flat[:, :-1]], dim=1)
+    n = 1 + group
 
-    def ours():
-        with accelerator.autocast():
-            return sample(raw, x, mask, args.group, vocab.levels, 1.0, generator=gen)
+    def forward(net, rows: slice | None = None):
+        enc = net.get_encoder()(**encoder_inputs(net, x), attention_mask=mask).last_hidden_state
+        k = 1 if rows is not None else n
+        ids = dec_in.reshape(batch, n, depth)[:, rows].reshape(-1, depth) if rows is not None else dec_in
+        out = net(encoder_outputs=BaseModelOutput(last_hidden_state=enc.repeat_interleave(k, 0)),
+                  attention_mask=mask.repeat_interleave(k, 0), decoder_input_ids=ids, use_cache=False)
+        target = flat.reshape(batch, n, depth)[:, rows].reshape(-1, depth) if rows is not None else flat
+        return torch.log_softmax(out.logits.float(), -1).gather(-1, target[..., None]).sum()
 
-    def hf():
-        with accelerator.autocast():
-            return raw.generate(input_ids=x, attention_mask=mask, do_sample=True, num_return_sequences=args.group,
-                                max_new_tokens=vocab.levels, min_new_tokens=vocab.levels, top_k=0, top_p=1.0,
-                                temperature=1.0, decoder_start_token_id=0, eos_token_id=None)
-
-    log.info("train step: %.1f ms (B=%d, G=%d)", 1000 * step_s, args.batch, args.group)
-    timings = {}
-    for name, fn in (("ours", ours), ("hf", hf)):
-        try:
+    def teacher_forced():
+        with autocast():
+            model.eval()
+            loss = forward(model)
+            if p.dropout:
+                model.train()
+                loss = loss + forward(model, slice(0, 1))
+                model.eval()
             with torch.no_grad():
-                fn()
-                sync(device)
-                t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    fn()
-                sync(device)
-            timings[name] = (time.perf_counter() - t0) / args.steps
-        except Exception as err:  # e.g. a transformers version whose generate() refuses these arguments
-            log.warning("%s rollouts failed: %r", name, err)
-            timings[name] = float("nan")
+                forward(ref)
+        return loss
 
+    bound["teacher_forced"] = median_seconds(teacher_forced, device, a.repeats)
+    scores = torch.randn(batch, n, device=device)
+    rewards = torch.rand(batch, n, device=device)
+    bound["diagnostics"] = median_seconds(
+        lambda: ((scores[:, 1:] > scores[:, :1]).sum(1), (rewards[:, 1:] > rewards[:, :1]).sum(1)), device, a.repeats)
+    forward_backward = median_seconds(lambda: teacher_forced().backward(), device, a.repeats)
+    bound["backward"] = max(forward_backward - bound["teacher_forced"], 0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    teacher_forced().backward()
+
+    def adamw():
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+    bound["optimiser"] = median_seconds(adamw, device, a.repeats)
+    model.zero_grad(set_to_none=True)
+
+    # the rollouts against transformers' sampling
+    gen = torch.Generator(device=device).manual_seed(a.seed)
+    model.eval()
+
+    def ours_rollouts():
+        with torch.no_grad(), autocast():
+            return sample(model, x, mask, group, depth, p.rollout.temperature, generator=gen)
+
+    def hf_rollouts():
+        with torch.no_grad(), autocast():
+            return model.generate(**encoder_inputs(model, x), attention_mask=mask, do_sample=True,
+                                  num_return_sequences=group, max_new_tokens=depth, min_new_tokens=depth, top_k=0,
+                                  top_p=1.0, temperature=p.rollout.temperature, decoder_start_token_id=0,
+                                  eos_token_id=None)
+
+    t_ours, t_hf = median_seconds(ours_rollouts, device, a.repeats), median_seconds(hf_rollouts, device, a.repeats)
+    sync(device)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": "bf16" if device.type == "cuda" else "fp32", "size": args.size, "params": n_params,
-        "batch": args.batch, "group": args.group, "items": args.items, "variant": args.variant,
-        "step_s": round(step_s, 4), "samples_per_s": round(args.batch / step_s, 1),
-        "rollouts_per_s": round(args.batch * args.group / step_s, 1),
-        "rollout_ours_s": round(timings["ours"], 4), "rollout_hf_generate_s": round(timings["hf"], 4),
-        "rollout_speedup": round(timings["hf"] / timings["ours"], 2), "last_step_loss": row["loss"],
-        "last_step_invalid_share": row["invalid_share"],
+        "precision": "bf16" if device.type == "cuda" else "fp32", "size": a.size, "batch": batch, "group": group,
+        "items": a.items, "variant": a.variant, "dropout_pass": p.dropout, "constrained": p.rollout.constrained,
+        "step_s": round(step_s, 4), "samples_per_s": round(batch / step_s, 1),
+        "rollouts_per_s": round(batch * group / step_s, 1),
+        "phase_ms": {k: round(1000 * v, 2) for k, v in ours.items()},
+        "bound_ms": {k: round(1000 * v, 2) for k, v in bound.items()},
+        "phase_over_bound": {k: round(bound[k] / ours[k], 3) if ours[k] == ours[k] and ours[k] > 0 else None
+                             for k in bound},
+        "step_bound_s": round(sum(bound.values()), 4), "step_over_bound": round(sum(bound.values()) / step_s, 3),
+        "rollouts_ours_s": round(t_ours, 4), "rollouts_hf_generate_s": round(t_hf, 4),
+        "rollouts_over_hf_generate": round(t_hf / t_ours, 2), "last_step_loss": round(row["loss"], 5),
     }
-    log.info("%s %s, %d params, B=%d, G=%d: %.1f ms/step = %.1f samples/s, %.1f rollouts/s; rollouts alone: "
-             "ours %.1f ms vs transformers generate %.1f ms (%.2fx)", result["device"], result["precision"], n_params,
-             args.batch, args.group, 1000 * step_s, result["samples_per_s"], result["rollouts_per_s"],
-             1000 * timings["ours"], 1000 * timings["hf"], result["rollout_speedup"])
+    for k in bound:
+        log.info("%-15s ours %8.1f ms   bound %8.1f ms   bound/ours %.3f", k, 1000 * ours[k], 1000 * bound[k],
+                 bound[k] / ours[k] if ours[k] > 0 else float("nan"))
+    log.info("step %.1f ms = %.1f samples/s (B=%d, G=%d); sum of the bounds %.1f ms (%.3f of the step); rollouts "
+             "alone: ours %.1f ms, transformers generate %.1f ms (%.2fx)", 1000 * step_s, batch / step_s, batch, group,
+             1000 * sum(bound.values()), sum(bound.values()) / step_s, 1000 * t_ours, 1000 * t_hf, t_hf / t_ours)
     print(json.dumps(result))
 
 
