@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from adagrpo_pipeline.adagrpo.rollouts import sequence_logprobs
 from adagrpo_pipeline.policy.decoding import _Stepper, beam_search, sample
 from adagrpo_pipeline.policy.model import (
     HistoryEncoder,
@@ -113,7 +114,7 @@ def test_sampling_is_seeded_and_respects_the_trie(case) -> None:
     assert (cold.items == best.items).float().mean() > 0.99  # temperature → 0 is greedy
 
 
-def test_sampling_draws_as_multinomial_and_a_part_of_the_batch_draws_its_rows(case) -> None:
+def test_sampling_draws_by_inversion_and_a_part_of_the_batch_draws_its_rows(case) -> None:
     vocab, _, trie, model, x, mask = case
     whole = sample(model, x, mask, 8, vocab.levels, trie=trie, generator=torch.Generator().manual_seed(3))
     # rows 2:5 of the same batch, decoded alone: the same draws (a process with its part of a batch)
@@ -122,17 +123,37 @@ def test_sampling_draws_as_multinomial_and_a_part_of_the_batch_draws_its_rows(ca
     assert torch.equal(part.tokens, whole.tokens[2:5])
     alone = sample(model, x[2:5], mask[2:5], 8, vocab.levels, trie=trie, generator=torch.Generator().manual_seed(3))
     assert not torch.equal(alone.tokens, whole.tokens[2:5])  # without the span: other draws
-    # the first token is torch.multinomial's draw from the constrained first-step distribution
+    # the first token: the inverse of the constrained first-step distribution's CDF at the
+    # generator's first uniforms
     enc = model.get_encoder()(input_ids=x, attention_mask=mask).last_hidden_state.repeat_interleave(8, 0)
     logits = model(encoder_outputs=(enc,), attention_mask=mask.repeat_interleave(8, 0),
                    decoder_input_ids=torch.zeros(len(enc), 1, dtype=torch.long)).logits[:, -1]
     allowed = torch.zeros_like(logits, dtype=torch.bool)
     allowed[:, : trie.vocab_size] = trie.allowed_mask(torch.zeros(len(enc), dtype=torch.long))
-    probs = torch.softmax(torch.log_softmax(logits, -1).masked_fill(~allowed, float("-inf")), -1)
-    first = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(3)).squeeze(1)
+    probs = torch.softmax(torch.log_softmax(logits, -1).masked_fill(~allowed, float("-inf")), -1).double()
+    u = torch.rand(len(enc), dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    first = ((probs.cumsum(-1) / probs.sum(-1, keepdim=True)) <= u[:, None]).sum(-1)
     assert torch.equal(first, whole.tokens[:, :, 0].reshape(-1))
+    assert allowed.gather(1, first[:, None]).all()
     with pytest.raises(ValueError, match="rows 2:5 of a batch of 4"):
         sample(model, x[2:5], mask[2:5], 8, vocab.levels, span=slice(2, 5), total=4)
+
+
+def test_sampling_frequencies_match_the_policys_probabilities(case) -> None:
+    """4,000 draws of one input's first token: each token's frequency within 4 standard errors
+    of its probability under the policy, and no token outside the trie."""
+    vocab, _, trie, model, x, mask = case
+    n = 4000
+    out = sample(model, x[:1], mask[:1], n, vocab.levels, trie=trie, generator=torch.Generator().manual_seed(0))
+    logits = model(input_ids=x[:1], attention_mask=mask[:1], decoder_input_ids=torch.zeros(1, 1, dtype=torch.long)
+                   ).logits[0, -1].detach()
+    allowed = torch.zeros_like(logits, dtype=torch.bool)
+    allowed[: trie.vocab_size] = trie.allowed_mask(torch.zeros(1, dtype=torch.long))[0]
+    probs = torch.softmax(logits.masked_fill(~allowed, float("-inf")), -1).double()
+    freq = torch.bincount(out.tokens[0, :, 0], minlength=len(probs)).double() / n
+    assert freq[~allowed].sum() == 0
+    se = (probs * (1 - probs) / n).sqrt()
+    assert ((freq - probs).abs() <= 4 * se + 1e-12).all(), (freq - probs).abs().max()
 
 
 def test_history_encoder_layout(case) -> None:
@@ -144,3 +165,31 @@ def test_history_encoder_layout(case) -> None:
     assert ids[1, 4:].tolist() == [0, 0, 0] and mask[1].tolist() == [1, 1, 1, 1, 0, 0, 0]
     with pytest.raises(ValueError, match="pass user_ids"):
         HistoryEncoder(layout, tokens)([np.array([1])])
+
+
+@pytest.mark.parametrize("group", [1, 4])
+def test_grouped_teacher_forced_pass_equals_the_models_forward_with_gradients(case, group: int) -> None:
+    """`sequence_logprobs` (the RL step's teacher-forced pass) through `GroupedDecoder`: the
+    log-probabilities and every weight's gradient equal the model's own forward over the
+    sequences with a copy of the encoder states per sequence."""
+    vocab, tokens, _, model, x, mask = case
+    gen = torch.Generator().manual_seed(1)
+    seqs = torch.as_tensor(tokens[torch.randint(0, len(tokens), (len(x), group), generator=gen).numpy()])
+    hidden = model.get_encoder()(**encoder_inputs(model, x), attention_mask=mask).last_hidden_state
+    ours = sequence_logprobs(model, hidden, mask, seqs)
+    ours.sum().backward()
+    ours_grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    flat = seqs.reshape(-1, vocab.levels)
+    dec_in = torch.cat([torch.zeros_like(flat[:, :1]), flat[:, :-1]], dim=1)
+    hidden = model.get_encoder()(**encoder_inputs(model, x), attention_mask=mask).last_hidden_state
+    out = model(encoder_outputs=(hidden.repeat_interleave(group, 0),), attention_mask=mask.repeat_interleave(group, 0),
+                decoder_input_ids=dec_in, use_cache=False)
+    ref = torch.log_softmax(out.logits.float(), -1).gather(-1, flat[..., None]).squeeze(-1).reshape(seqs.shape)
+    ref.sum().backward()
+    ref_grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert ours_grads.keys() == ref_grads.keys() and len(ours_grads) > 20
+    for k in ref_grads:
+        torch.testing.assert_close(ours_grads[k], ref_grads[k], atol=1e-5, rtol=1e-4, msg=k)

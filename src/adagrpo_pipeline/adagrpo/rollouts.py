@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.profiler import record_function
-from transformers.modeling_outputs import BaseModelOutput
 
+from adagrpo_pipeline.policy.decoder import GroupedDecoder
 from adagrpo_pipeline.policy.decoding import beam_search, sample
 from adagrpo_pipeline.policy.model import encoder_inputs
 from adagrpo_pipeline.reward.reward import RewardModel, ranking_keys
@@ -49,13 +49,13 @@ def encode(model, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def sequence_logprobs(model, hidden: torch.Tensor, mask: torch.Tensor, seqs: torch.Tensor, start_token: int = 0) -> torch.Tensor:
     """Token log-probabilities (B, N, L) of N sequences per input under `model`, teacher forced,
-    given the encoder states `hidden` (B, T, d): one decoder pass over B·N sequences."""
+    given the encoder states `hidden` (B, T, d): one decoder pass over B·N sequences, the
+    cross-attention keys and values once per input (`policy.decoder.GroupedDecoder`)."""
     b, n, length = seqs.shape
     flat = seqs.reshape(b * n, length)
     dec_in = torch.cat([torch.full_like(flat[:, :1], start_token), flat[:, :-1]], dim=1)
-    out = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden.repeat_interleave(n, dim=0)),
-                attention_mask=mask.repeat_interleave(n, dim=0), decoder_input_ids=dec_in, use_cache=False)
-    logp = torch.log_softmax(out.logits.float(), dim=-1).gather(-1, flat.unsqueeze(-1)).squeeze(-1)
+    logits = GroupedDecoder(model, hidden, mask, n, length).logits(dec_in)
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, flat.unsqueeze(-1)).squeeze(-1)
     return logp.reshape(b, n, length)
 
 
