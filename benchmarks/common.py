@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -43,12 +44,31 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seconds(fn: Callable[[], object], device: torch.device) -> float:
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    """The wall seconds of one call of `fn` (the device synchronised before and after), and its result."""
     sync(device)
     start = time.perf_counter()
-    fn()
+    out = fn()
     sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, out
+
+
+def seconds(fn: Callable[[], object], device: torch.device) -> float:
+    return timed(fn, device)[0]
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """One warm-up call, then the median seconds of `repeats` calls."""
+    fn()
+    return float(np.median([seconds(fn, device) for _ in range(repeats)]))
+
+
+def samples_frame(rng: np.random.Generator, n: int, items: int, history: int, varied: bool = False) -> pd.DataFrame:
+    """`n` random training samples (user_id, history, target) over `items` items: histories of
+    `history` items, or of 1 to `history` items (`varied`)."""
+    lengths = rng.integers(1, history + 1, n) if varied else np.full(n, history)
+    return pd.DataFrame({"user_id": np.arange(n), "history": [rng.integers(0, items, k) for k in lengths],
+                         "target": rng.integers(0, items, n)})
 
 
 def phase_seconds(fn: Callable[[], object], device: torch.device, labels: tuple[str, ...]) -> dict[str, float]:

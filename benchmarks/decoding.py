@@ -27,15 +27,12 @@ import time
 
 import numpy as np
 import torch
-import yaml
-from common import SIZES
+from common import catalog, policy_size
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from adagrpo_pipeline.policy.decoding import beam_search
-from adagrpo_pipeline.policy.model import PolicyLayout, PolicySize, build_policy, encoder_inputs
-from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
+from adagrpo_pipeline.policy.model import build_policy, encoder_inputs
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 
 
 def dict_allowed_fn(tokens: np.ndarray):
@@ -110,7 +107,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--beams", type=int, default=20)
     ap.add_argument("--topk", type=int, default=10)
-    ap.add_argument("--size", choices=sorted(SIZES), default="small")
+    ap.add_argument("--size", choices=["small", "tiger"], default="small")
     ap.add_argument("--levels", type=int, default=3, help="semantic-ID levels before the dedup level")
     ap.add_argument("--codebook", type=int, default=32, help="codes per level (and dedup codes)")
     ap.add_argument("--extra-tensor-trie", action="store_true", help="also time generate with a tensor-trie callback")
@@ -126,13 +123,11 @@ def main() -> None:
     device = torch.device(args.device)
     rng = np.random.default_rng(args.seed)
 
-    vocab = SidVocab((args.codebook,) * (args.levels + 1))
-    codes = add_dedup_level(rng.integers(0, args.codebook, size=(args.items, args.levels)), args.codebook)
-    tokens = vocab.encode(codes)
+    layout, tokens = catalog(rng, args.items, levels=args.levels, codebook=args.codebook, dedup=args.codebook,
+                             history=args.history, encoder_input="tokens")
+    vocab = layout.sid_vocab
     trie = SidTrie.build(tokens, np.arange(args.items), vocab.size).to(device)
-    size = PolicySize(**yaml.safe_load(SIZES[args.size].read_text())["sft"]["model"])
-    layout = PolicyLayout(vocab, max_items=args.history)
-    model = build_policy(layout, size.model_copy(update={"dropout_rate": 0.0}), seed=args.seed).to(device).eval()
+    model = build_policy(layout, policy_size(args.size, dropout_rate=0.0), seed=args.seed).to(device).eval()
     hist = tokens[rng.integers(0, args.items, size=(args.batch, args.history))].reshape(args.batch, -1)
     x = torch.as_tensor(hist, device=device)
     mask = torch.ones_like(x)

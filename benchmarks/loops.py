@@ -21,21 +21,18 @@ import argparse
 import json
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-import yaml
-from common import SIZES, sync
+from common import catalog, policy_conf, samples_frame, timed
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.runs import RunSpec
 from adagrpo_pipeline.adagrpo.train import setup, train_rl, train_step
 from adagrpo_pipeline.policy.config import SftParams
 from adagrpo_pipeline.policy.evaluation import validation_metrics
-from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, PolicySize, build_policy, encoder_inputs
+from adagrpo_pipeline.policy.model import HistoryEncoder, PolicySize, build_policy, encoder_inputs
 from adagrpo_pipeline.policy.sft import train_sft
 from adagrpo_pipeline.reward.config import RankerTrainParams
 from adagrpo_pipeline.reward.data import EventIndex, Requests
@@ -43,25 +40,10 @@ from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.reward.train import _batch, score_requests, train_ranker
 from adagrpo_pipeline.sasrec.config import SASRecSize
 from adagrpo_pipeline.sasrec.model import SASRec
-from adagrpo_pipeline.semantic_ids.quantize import add_dedup_level
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.training import make_accelerator, prepare_training
 
 log = logging.getLogger("loops")
-
-
-def timed(fn, device: torch.device) -> tuple[float, object]:
-    sync(device)
-    t0 = time.perf_counter()
-    out = fn()
-    sync(device)
-    return time.perf_counter() - t0, out
-
-
-def samples_frame(rng: np.random.Generator, n: int, items: int, history: int) -> pd.DataFrame:
-    return pd.DataFrame({"user_id": np.arange(n), "history": [rng.integers(0, items, history) for _ in range(n)],
-                         "target": rng.integers(0, items, n)})
 
 
 def bench_sft(a, device, size, layout, encoder, trie, rng) -> dict:
@@ -158,7 +140,7 @@ def bench_rl(a, device, size, layout, encoder, trie, rng) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--size", choices=sorted(SIZES), default="small")
+    ap.add_argument("--size", choices=["small", "tiger"], default="small")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--group", type=int, default=16)
     ap.add_argument("--items", type=int, default=12000)
@@ -171,13 +153,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     rng = np.random.default_rng(0)
     device = make_accelerator(a.device).device
-    vocab = SidVocab((256, 256, 256, 16))
-    tokens = vocab.encode(add_dedup_level(rng.integers(0, 256, size=(a.items, 3)), 16))
-    sft_conf = yaml.safe_load(SIZES[a.size].read_text())["sft"]
+    sft_conf = policy_conf(a.size)
+    layout, tokens = catalog(rng, a.items, history=a.history, encoder_input=sft_conf.get("encoder_input", "items"))
     size = PolicySize(**sft_conf["model"])
-    layout = PolicyLayout(vocab, max_items=a.history, encoder_input=sft_conf.get("encoder_input", "items"))
     encoder = HistoryEncoder(layout, tokens)
-    trie = SidTrie.build(tokens, np.arange(a.items), vocab.size)
+    trie = SidTrie.build(tokens, np.arange(a.items), layout.sid_vocab.size)
     warm = build_policy(layout, size, 0).to(device)  # the first CUDA kernels, before any timing
     x, mask = encoder([np.arange(a.history)] * 8, np.arange(8))
     with make_accelerator(a.device).autocast():

@@ -27,13 +27,14 @@ bf16 autocast on CUDA; on CUDA run with CUDA_LAUNCH_BLOCKING=1 for the breakdown
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 
 import numpy as np
 import torch
 import yaml
-from common import ROOT, catalog, phase_seconds, policy_size, seconds, sync
+from common import ROOT, catalog, median_seconds, phase_seconds, policy_size
 from decoding import bare_forward
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -49,11 +50,6 @@ from adagrpo_pipeline.semantic_ids.trie import SidTrie
 
 log = logging.getLogger("rl_step")
 PHASES = ("rl.rollouts", "rl.reward", "rl.teacher_forced", "rl.diagnostics", "train.backward", "train.optimiser")
-
-
-def median_seconds(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
-    return float(np.median([seconds(fn, device) for _ in range(repeats)]))
 
 
 def main() -> None:
@@ -92,7 +88,7 @@ def main() -> None:
     users, targets = np.arange(batch), rng.integers(0, a.items, size=batch)
 
     # ours: the whole step, then its phases under the profiler
-    steps = iter(range(10**9))
+    steps = itertools.count()
     row = train_step(s, histories, users, targets, next(steps))  # warm-up
     step_s = median_seconds(lambda: train_step(s, histories, users, targets, next(steps)), device, a.steps)
     phases = phase_seconds(lambda: [train_step(s, histories, users, targets, next(steps)) for _ in range(a.steps)],
@@ -112,34 +108,32 @@ def main() -> None:
     with torch.no_grad(), autocast():
         bound["reward"] = median_seconds(lambda: ranker(packed, lengths, cand), device, a.repeats)
     seqs = torch.as_tensor(tokens[rng.integers(0, a.items, size=(batch, 1 + group))], device=device)
-    flat = seqs.reshape(-1, depth)
-    dec_in = torch.cat([torch.zeros_like(flat[:, :1]), flat[:, :-1]], dim=1)
-    n = 1 + group
 
-    def forward(net, rows: slice | None = None):
+    def forward(net, sequences: torch.Tensor):
+        """Σ log π(sequences | x), (B, k, L) sequences: the encoder once, the decoder over B·k rows."""
+        k = sequences.shape[1]
+        flat = sequences.reshape(-1, depth)
         enc = net.get_encoder()(**encoder_inputs(net, x), attention_mask=mask).last_hidden_state
-        k = 1 if rows is not None else n
-        ids = dec_in.reshape(batch, n, depth)[:, rows].reshape(-1, depth) if rows is not None else dec_in
         out = net(encoder_outputs=BaseModelOutput(last_hidden_state=enc.repeat_interleave(k, 0)),
-                  attention_mask=mask.repeat_interleave(k, 0), decoder_input_ids=ids, use_cache=False)
-        target = flat.reshape(batch, n, depth)[:, rows].reshape(-1, depth) if rows is not None else flat
-        return torch.log_softmax(out.logits.float(), -1).gather(-1, target[..., None]).sum()
+                  attention_mask=mask.repeat_interleave(k, 0),
+                  decoder_input_ids=torch.cat([torch.zeros_like(flat[:, :1]), flat[:, :-1]], dim=1), use_cache=False)
+        return torch.log_softmax(out.logits.float(), -1).gather(-1, flat[..., None]).sum()
 
     def teacher_forced():
         with autocast():
             model.eval()
-            loss = forward(model)
+            loss = forward(model, seqs)
             if p.dropout:
                 model.train()
-                loss = loss + forward(model, slice(0, 1))
+                loss = loss + forward(model, seqs[:, :1])
                 model.eval()
             with torch.no_grad():
-                forward(ref)
+                forward(ref, seqs)
         return loss
 
     bound["teacher_forced"] = median_seconds(teacher_forced, device, a.repeats)
-    scores = torch.randn(batch, n, device=device)
-    rewards = torch.rand(batch, n, device=device)
+    scores = torch.randn(batch, 1 + group, device=device)
+    rewards = torch.rand(batch, 1 + group, device=device)
     bound["diagnostics"] = median_seconds(
         lambda: ((scores[:, 1:] > scores[:, :1]).sum(1), (rewards[:, 1:] > rewards[:, :1]).sum(1)), device, a.repeats)
     forward_backward = median_seconds(lambda: teacher_forced().backward(), device, a.repeats)
@@ -169,7 +163,6 @@ def main() -> None:
                                   eos_token_id=None)
 
     t_ours, t_hf = median_seconds(ours_rollouts, device, a.repeats), median_seconds(hf_rollouts, device, a.repeats)
-    sync(device)
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": "bf16" if device.type == "cuda" else "fp32", "size": a.size, "batch": batch, "group": group,

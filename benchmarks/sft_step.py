@@ -26,9 +26,8 @@ import tempfile
 from contextlib import nullcontext
 
 import numpy as np
-import pandas as pd
 import torch
-from common import catalog, phase_seconds, policy_conf, policy_size, seconds
+from common import catalog, phase_seconds, policy_conf, policy_size, samples_frame, seconds
 
 from adagrpo_pipeline.policy.config import SftParams
 from adagrpo_pipeline.policy.model import HistoryEncoder, build_policy, encoder_inputs
@@ -37,12 +36,6 @@ from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.training import make_accelerator
 
 PHASES = ("sft.batch", "sft.forward", "train.backward", "train.optimiser")
-
-
-def samples_frame(rng: np.random.Generator, n: int, items: int, history: int) -> pd.DataFrame:
-    lengths = rng.integers(1, history + 1, n)
-    return pd.DataFrame({"user_id": np.arange(n), "history": [rng.integers(0, items, k) for k in lengths],
-                         "target": rng.integers(0, items, n)})
 
 
 def main() -> None:
@@ -64,8 +57,8 @@ def main() -> None:
     layout, tokens = catalog(rng, a.items, history=conf["max_items"], encoder_input=conf.get("encoder_input", "items"))
     encoder = HistoryEncoder(layout, tokens)
     trie = SidTrie.build(tokens, np.arange(a.items), layout.sid_vocab.size)
-    train = samples_frame(rng, batch * (a.steps + a.short), a.items, layout.max_items)
-    valid = samples_frame(rng, 16, a.items, layout.max_items)
+    train = samples_frame(rng, batch * (a.steps + a.short), a.items, layout.max_items, varied=True)
+    valid = samples_frame(rng, 16, a.items, layout.max_items, varied=True)
 
     device = make_accelerator(a.device).device
 
