@@ -126,10 +126,10 @@ def test_mix_0_gives_the_nll_only_gradient() -> None:
 def test_variant_weights_and_names() -> None:
     assert [v.name for v in variants([0.25, 0.5])] == ["sft_continue", "grpo", "mix_0p25", "mix_0p5", "mix_matched",
                                                         "random_gate", "adagrpo"]
-    assert Variant("sft_continue").weights(2.0) == (1.0, 0.0, False)
-    assert Variant("grpo").weights(2.0) == (0.0, 1.0, False)
-    assert Variant("mix", 0.25).weights(2.0) == (0.75, 0.25, False)
-    assert Variant("adagrpo").weights(2.0) == (1.0, 2.0, True)
+    assert Variant("sft_continue").weights(2.0) == (1.0, 0.0)
+    assert Variant("grpo").weights(2.0) == (0.0, 1.0)
+    assert Variant("mix", 0.25).weights(2.0) == (0.75, 0.25)
+    assert Variant("adagrpo").weights(2.0) == (1.0, 2.0)
     nll, grpo = torch.tensor([1.0, 3.0]), torch.tensor([10.0, 20.0])
     admitted = torch.tensor([False, True])
 

@@ -214,4 +214,4 @@ def test_uniform_is_the_adagrpo_loss_with_every_sample_admitted(data, tmp_path: 
     ha, hu = (r.history[r.history["step"] > 0].reset_index(drop=True) for r in (ada, uni))
     assert (ha["admitted"] == 1).all()
     pd.testing.assert_frame_equal(ha[LOSS_COLUMNS], hu[LOSS_COLUMNS])
-    assert Variant("uniform").weights(0.7) == (1.0, 0.7, False)
+    assert Variant("uniform").weights(0.7) == (1.0, 0.7)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from adagrpo_pipeline.datasets import CheckpointDataset
-from adagrpo_pipeline.policy.evaluation import evaluate_scores, retrieval_metrics
+from adagrpo_pipeline.metrics import evaluate_scores, retrieval_metrics
 from adagrpo_pipeline.sasrec.config import SasrecParams
 from adagrpo_pipeline.sasrec.model import BOS, OFFSET, PAD, catalog_scores, load_sasrec, sasrec_checkpoint
 from adagrpo_pipeline.sasrec.retrieval import KIND, train_sasrec, training_windows, window_batch

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from adagrpo_pipeline.datasets import CheckpointDataset
+from adagrpo_pipeline.metrics import drop_seen, hr_ndcg, popularity_ranking
 from adagrpo_pipeline.policy.checkpoint import load_policy, policy_checkpoint
 from adagrpo_pipeline.policy.config import SftParams
-from adagrpo_pipeline.policy.metrics import drop_seen, hr_ndcg, popularity_ranking
 from adagrpo_pipeline.policy.model import (
     HistoryEncoder,
     PolicyLayout,

@@ -20,8 +20,9 @@ from matplotlib.figure import Figure
 
 from adagrpo_pipeline.adagrpo.runs import MAIN_NAMESPACE, ReferenceSpec, RunSpec
 from adagrpo_pipeline.stats import PairedDifference, paired_difference
+from adagrpo_pipeline.training import selection
 
-SELECT_ON = "ndcg@10_filtered"  # validation metric that picks the best intermediate checkpoint
+SELECT_ON = selection.SELECT_ON.removeprefix(selection.VALID_PREFIX)  # its column in checkpoint_evaluation (split "valid")
 HEADLINE = ["hr@10", "ndcg@10", "hr@10_filtered", "ndcg@10_filtered", "hallucination@10", "constrained_hr@10",
             "reward@10", "coverage@10"]
 STRATA = [(True, True, "uncertain policy, ranker right (admitted)"), (True, False, "uncertain policy, ranker wrong"),
@@ -29,11 +30,11 @@ STRATA = [(True, True, "uncertain policy, ranker right (admitted)"), (True, Fals
 
 
 def best_step(checkpoint_evaluation: pd.DataFrame) -> int:
-    """The checkpoint with the highest validation NDCG@10 (history-filtered); ties: earliest."""
-    valid = checkpoint_evaluation[checkpoint_evaluation["split"] == "valid"].sort_values("step")
+    """The checkpoint chosen on the validation rows (`training.selection`)."""
+    valid = checkpoint_evaluation[checkpoint_evaluation["split"] == "valid"]
     if valid.empty:
         raise ValueError("checkpoint_evaluation has no validation rows to choose the best checkpoint from")
-    return int(valid.loc[valid[SELECT_ON].idxmax(), "step"])
+    return selection.best_step(valid, SELECT_ON)
 
 
 def run_rows(run: RunSpec, checkpoint_evaluation: pd.DataFrame) -> pd.DataFrame:

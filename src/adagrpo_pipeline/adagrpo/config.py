@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from adagrpo_pipeline.params import Strict
 from adagrpo_pipeline.training.distributed import check_processes
 
 VariantKind = Literal["sft_continue", "grpo", "mix", "mix_matched", "random_gate", "adagrpo", "uniform", "oracle_gate"]
@@ -34,21 +35,17 @@ class Variant:
         """Namespace-safe name: sft_continue, grpo, adagrpo, mix_0p5 (α = 0.5)."""
         return f"mix_{self.alpha:g}".replace(".", "p").replace("-", "m") if self.kind == "mix" else self.kind
 
-    def weights(self, lam: float) -> tuple[float, float, bool]:
-        """(weight of the NLL, weight of the GRPO sum, whether a per-sample gate c applies);
-        `mix_matched` scales its GRPO weight by the batch's admitted share itself (`losses`)."""
+    def weights(self, lam: float) -> tuple[float, float]:
+        """(weight of the NLL, weight of the GRPO sum); which samples the GRPO sum admits is
+        `losses.sample_weights`' rule, and `mix_matched` scales its GRPO weight by the batch's
+        admitted share there."""
         if self.kind == "sft_continue":
-            return 1.0, 0.0, False
+            return 1.0, 0.0
         if self.kind == "grpo":
-            return 0.0, 1.0, False
+            return 0.0, 1.0
         if self.kind == "mix":
-            return 1.0 - self.alpha, self.alpha, False
-        if self.kind in ("mix_matched", "uniform"):
-            return 1.0, lam, False
-        return 1.0, lam, True
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "alpha": self.alpha, "name": self.name}
+            return 1.0 - self.alpha, self.alpha
+        return 1.0, lam
 
 
 def variants(mix_alphas: list[float]) -> list[Variant]:
@@ -58,18 +55,14 @@ def variants(mix_alphas: list[float]) -> list[Variant]:
             Variant("mix_matched"), Variant("random_gate"), Variant("adagrpo")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RolloutParams(_Strict):
+class RolloutParams(Strict):
     group_size: int = Field(8, ge=2, description="G candidates per sample")
     mode: Literal["sample", "beam"] = "sample"
     temperature: float = Field(1.0, gt=0, description="sampling temperature (mode sample)")
     constrained: bool = Field(False, description="restrict rollouts to valid items with the trie")
 
 
-class AdaGrpoParams(_Strict):
+class AdaGrpoParams(Strict):
     """`params:adagrpo`: the RL stage, shared by every run; the plan of runs is `seed` (main
     run), `seeds` and `mix_alphas` (`compare`), see `adagrpo.runs`."""
 

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from adagrpo_pipeline.policy.evaluation import retrieval_metrics
+from adagrpo_pipeline.metrics import retrieval_metrics
 from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.reward.calibration import apply_calibrator
 from adagrpo_pipeline.reward.reward import RewardModel, seen_mask

@@ -64,7 +64,7 @@ def sample_weights(variant: Variant, admitted: torch.Tensor, generator: torch.Ge
 def variant_loss(variant: Variant, nll: torch.Tensor, grpo: torch.Tensor, weight: torch.Tensor, lam: float) -> torch.Tensor:
     """Scalar loss of a batch: w_nll · mean(NLL) + w_grpo · Σ c·L_GRPO / B, with c = `weight`,
     the per-sample weights of `sample_weights` (see `Variant.weights`)."""
-    w_nll, w_grpo, _ = variant.weights(lam)
+    w_nll, w_grpo = variant.weights(lam)
     weight = weight.to(grpo.dtype)
     loss = w_nll * nll.mean()
     if w_grpo != 0.0:

@@ -51,7 +51,7 @@ from adagrpo_pipeline.training import (
     prepare_training,
     validation_subset,
 )
-from adagrpo_pipeline.training.loop import LogFn, train_on_processes
+from adagrpo_pipeline.training.loop import LogFn, on_processes
 from adagrpo_pipeline.training.samples import ParquetSamples, Samples, as_samples
 
 from .config import AdaGrpoParams
@@ -149,7 +149,7 @@ def train_step(s: RlSetup, histories: list, users: np.ndarray, targets: np.ndarr
             logp_old, first = old, (terms, diag)
         s.policy.update(loss, len(targets))
     terms, diag = first
-    w_nll, w_grpo, _ = s.run.variant.weights(s.params.lam)
+    w_nll, w_grpo = s.run.variant.weights(s.params.lam)
     return {
         "loss": float(loss.detach()), "nll": float(terms["nll"].mean()),
         "grpo_loss": float(terms["grpo_loss"].mean()), "kl": float(terms["kl"].mean()),
@@ -193,6 +193,7 @@ def setup(model: torch.nn.Module, encoder: HistoryEncoder, trie: SidTrie, reward
     return RlSetup(policy, ref.to(policy.device), encoder, trie.to(policy.device), reward, run, p, gate_reward)
 
 
+@on_processes("p")
 def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame | ParquetSamples, valid: pd.DataFrame,
              trie: SidTrie,
              reward_model: RewardModel, run: RunSpec, p: AdaGrpoParams, state_dir: Path,
@@ -205,10 +206,6 @@ def train_rl(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFram
     reward; the controlled study passes the oracle, so it is the lists' true utility).
     `p.processes` > 1: data-parallel on that many launched processes, whose finished run this
     process then reads from `state_dir` (see `train_sft`)."""
-    if p.processes > 1:
-        one = p.model_copy(update={"processes": 1})
-        return train_on_processes(train_rl, (model, encoder, train, valid, trie, reward_model, run, one, state_dir,
-                                             seen_valid, None, gate_reward, eval_reward), p.processes, log_fn)
     samples = as_samples(train)
     fp = rl_fingerprint(run, p, cpu_state_dict(model), reward_model, samples, gate_reward)
     s = setup(model, encoder, trie, reward_model, run, p, gate_reward)

@@ -24,23 +24,21 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from adagrpo_pipeline.params import Strict
+from adagrpo_pipeline.training.selection import SELECT_ON, best_row
 
 from .config import AdaGrpoParams, Variant
 
 log = logging.getLogger(__name__)
 
-SELECT_ON = "valid_ndcg@10_filtered"
 KNOBS = {"sft_continue": ("lr",), "grpo": ("lr", "beta"), "mix": ("lr", "beta"), "mix_matched": ("lr", "lam"),
          "random_gate": ("lr", "lam"), "adagrpo": ("lr", "lam", "k_pol", "k_rew")}
 GATE_KNOBS = ("k_pol", "k_rew")  # the controls inherit AdaGRPO's
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SearchSpace(_Strict):
+class SearchSpace(Strict):
     lr: tuple[float, float] = Field((1e-5, 1e-3), description="log-uniform")
     lam: tuple[float, float] = Field((0.1, 3.0), description="λ, log-uniform")
     beta: tuple[float, float] = Field((0.0, 0.1), description="β of the KL, uniform")
@@ -48,7 +46,7 @@ class SearchSpace(_Strict):
     k_rew: tuple[int, int] = Field((1, 4), description="integer range, inclusive")
 
 
-class TuneParams(_Strict):
+class TuneParams(Strict):
     """`params:tune`."""
 
     trials: int = Field(4, ge=1, description="Optuna trials per variant: the same budget for every variant")
@@ -113,7 +111,7 @@ def tune_variant(variant: Variant, run_trial: RunTrial, base: AdaGrpoParams, tun
         shutil.rmtree(scratch, ignore_errors=True)
         history = run_trial(trial_params(base, tune, knobs, scratch), scratch)
         evals = history.dropna(subset=[SELECT_ON])
-        best = evals.loc[evals[SELECT_ON].idxmax()]
+        best = best_row(evals)
         score, step = float(best[SELECT_ON]), int(best["step"])
         trial.set_user_attr("best_step", step)
         rows.append({"variant": variant.name, "trial": trial.number, **knobs, "score": score, "best_step": step,

@@ -24,8 +24,9 @@ def item_token_table(semantic_ids: pd.DataFrame, vocab: SidVocab) -> np.ndarray:
 
 
 def seen_before_holdout(interactions: pd.DataFrame, users: np.ndarray, held_out: int) -> list[set[int]]:
-    """Items each user interacted with before their last `held_out` events (2 = before the
-    valid target, 1 = before the test target); `interactions` ordered by user then time."""
+    """Items each user interacted with before their last `held_out` events (`HELD_OUT_VALID`:
+    before the valid target, `HELD_OUT_TEST`: before the test target); `interactions` ordered by
+    user then time."""
     seen = drop_held_out(interactions, held_out).groupby("user_id")["item_id"].apply(set)
     return [seen.get(u, set()) for u in users]
 

@@ -27,9 +27,10 @@ from adagrpo_pipeline.training import (
     TrainingLoop,
     fingerprint,
     prepare_training,
+    selection_metric,
     validation_subset,
 )
-from adagrpo_pipeline.training.loop import LogFn, train_on_processes
+from adagrpo_pipeline.training.loop import LogFn, on_processes
 from adagrpo_pipeline.training.samples import ParquetSamples, Samples, as_samples
 
 from .config import SftParams
@@ -53,6 +54,7 @@ def sft_fingerprint(params: SftParams, encoder: HistoryEncoder, train: Samples) 
                         train.column_chunks("target"), train.column_chunks("history_length")])
 
 
+@on_processes()
 def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFrame | ParquetSamples,
               valid: pd.DataFrame, trie: SidTrie, params: SftParams, seen_valid: list[set[int]] | None = None,
               log_fn: LogFn | None = None) -> SftResult:
@@ -61,10 +63,6 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
     `params.processes` > 1: the training runs data-parallel on that many launched processes
     (`training.launch`), then this process reads rank 0's finished run from `state_dir` (a
     resume that runs no step) and logs its history."""
-    if params.processes > 1:
-        one = params.model_copy(update={"processes": 1})
-        return train_on_processes(train_sft, (model, encoder, train, valid, trie, one, seen_valid), params.processes,
-                                  log_fn)
     # set-up: device, optimiser and schedule, the validation users
     t = prepare_training(model, params.device, params.lr, params.weight_decay, params.grad_clip,
                          lambda opt: get_cosine_schedule_with_warmup(opt, params.warmup_steps, params.max_steps))
@@ -91,7 +89,7 @@ def train_sft(model: torch.nn.Module, encoder: HistoryEncoder, train: pd.DataFra
                 **validation_metrics(net, encoder, trie, valid, seen_valid, params.eval_beams, device, ranks=ranks)}
 
     # the metric that picks the best step: history-filtered NDCG@10 where items are not re-consumed
-    metric = "valid_ndcg@10_filtered" if seen_valid is not None else "valid_ndcg@10"
+    metric = selection_metric(filtered=seen_valid is not None)
     loop = TrainingLoop("sft", Schedule(len(samples), params.batch_size, params.seed, params.max_steps,
                                         params.eval_every, params.checkpoint_every, samples.rows),
                         net, t.optimizer, t.scheduler, state_dir=Path(params.state_dir),

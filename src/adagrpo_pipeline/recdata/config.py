@@ -5,18 +5,16 @@ from __future__ import annotations
 import codecs
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from adagrpo_pipeline.params import Strict
 
 from .simulator import SyntheticParams
 
 SourceName = Literal["movielens_100k", "movielens_1m", "amazon_reviews", "events", "synthetic"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FolderSource(_Strict):
+class FolderSource(Strict):
     path: str = Field(description="folder holding the source's files")
 
 
@@ -25,7 +23,7 @@ class AmazonSource(FolderSource):
     meta_file: str | None = Field(None, description="metadata file name; found by pattern if null")
 
 
-class EventsSource(_Strict):
+class EventsSource(Strict):
     interactions_path: str = "data/01_raw/events/interactions.parquet"
     items_path: str = "data/01_raw/events/items.parquet"
     impressions_path: str | None = Field(None, description="impression log; derived by the exposure policy if null")
@@ -48,7 +46,7 @@ class EventsSource(_Strict):
         return self
 
 
-class ExposurePolicy(_Strict):
+class ExposurePolicy(Strict):
     """How impressions are derived for sources that have no impression log."""
 
     slate_size: int = Field(10, ge=2)
@@ -61,19 +59,19 @@ class ExposurePolicy(_Strict):
     seed: int = 0
 
 
-class ExposureThreshold(_Strict):
+class ExposureThreshold(Strict):
     warn: float | None = None
     fail: float | None = None
     direction: Literal["max", "min"] = Field("max", description="'max': bad when above; 'min': bad when below")
 
 
-class ValidationSettings(_Strict):
+class ValidationSettings(Strict):
     min_timestamp: int = Field(1, description="earliest plausible unix time (s); 0 and negatives are impossible")
     max_timestamp: int | None = Field(None, description="latest plausible unix time (s); null = now + 1 day")
     max_examples: int = Field(5, ge=1, description="bad rows quoted per failed expectation")
 
 
-class IngestParams(_Strict):
+class IngestParams(Strict):
     source: SourceName = "movielens_100k"
     movielens_100k: FolderSource = FolderSource(path="data/01_raw/ml-100k")
     movielens_1m: FolderSource = FolderSource(path="data/01_raw/ml-1m")

@@ -27,6 +27,10 @@ from .schema import (
 
 log = logging.getLogger(__name__)
 
+# Leave-one-out (docs/architecture.md, "Data contracts"): how many of a user's last events each split holds out.
+HELD_OUT_TEST = 1  # the test target is the last event
+HELD_OUT_VALID = 2  # the valid target is the second to last: training and validation see neither
+
 
 @dataclass
 class DerivedTables:
@@ -95,11 +99,11 @@ def leave_one_out(interactions: pd.DataFrame, max_history: int) -> tuple[pd.Data
     out: dict[str, tuple[list, list, list]] = {k: ([], [], []) for k in ("train", "valid", "test")}
     for s, e in zip(starts, ends, strict=True):
         n = e - s
-        if n < 3:
+        if n <= HELD_OUT_VALID:  # no training prefix would be left
             continue
         seq = items[s:e]
         for t in range(1, n):
-            split = "test" if t == n - 1 else "valid" if t == n - 2 else "train"
+            split = "test" if t == n - HELD_OUT_TEST else "valid" if t == n - HELD_OUT_VALID else "train"
             u, h, y = out[split]
             u.append(users[s])
             h.append(seq[max(0, t - max_history) : t])
@@ -107,7 +111,7 @@ def leave_one_out(interactions: pd.DataFrame, max_history: int) -> tuple[pd.Data
     return tuple(sequences_frame(np.asarray(u), h, np.asarray(y)) for u, h, y in out.values())  # type: ignore[return-value]
 
 
-def drop_held_out(interactions: pd.DataFrame, n_last: int = 2) -> pd.DataFrame:
+def drop_held_out(interactions: pd.DataFrame, n_last: int = HELD_OUT_VALID) -> pd.DataFrame:
     """The training events of a leave-one-out split: each user's last `n_last` events removed
     (`interactions` ordered by user then time, as `ingest` writes it)."""
     rank_from_end = interactions.groupby("user_id").cumcount(ascending=False)

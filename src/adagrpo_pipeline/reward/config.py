@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from adagrpo_pipeline.params import Strict
 from adagrpo_pipeline.sasrec.config import SASRecSize
 from adagrpo_pipeline.training.distributed import check_processes
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RankerFeatures(_Strict):
+class RankerFeatures(Strict):
     """What the ranker sees besides the history (`adagrpo_pipeline.reward.features`); all off =
     the plain SASRec ranker."""
 
@@ -34,7 +31,7 @@ class RankerFeatures(_Strict):
         return self.users or self.items or self.text or self.position
 
 
-class RankerTrainParams(_Strict):
+class RankerTrainParams(Strict):
     model: SASRecSize = SASRecSize()
     features: RankerFeatures = RankerFeatures()
     max_history: int = Field(20, ge=1, description="history items the ranker reads (most recent)")
@@ -64,25 +61,25 @@ class RankerTrainParams(_Strict):
 CalibrationMethod = Literal["platt", "temperature", "isotonic"]
 
 
-class CalibrationParams(_Strict):
+class CalibrationParams(Strict):
     methods: list[CalibrationMethod] = Field(default_factory=lambda: ["platt", "temperature", "isotonic"])
     select_fraction: float = Field(0.5, gt=0, lt=1, description="share of validation users held out to choose the method")
     seed: int = 0
 
 
-class RewardReportParams(_Strict):
+class RewardReportParams(Strict):
     ece_bins: int = Field(15, ge=2)
     negatives: int = Field(100, ge=1, description="negatives per test user for the exposure-bias AUCs")
     seed: int = 0
 
 
-class InformativenessParams(_Strict):
+class InformativenessParams(Strict):
     random_draws: int = Field(50, ge=1, description="draws of the random reward whose pass rate is the chance level")
     resamples: int = Field(10_000, ge=100, description="bootstrap resamples of the CIs over samples")
     batch_size: int = Field(256, ge=1, description="samples per rollout batch")
 
 
-class RewardParams(_Strict):
+class RewardParams(Strict):
     ranker: RankerTrainParams = RankerTrainParams()
     calibration: CalibrationParams = CalibrationParams()
     report: RewardReportParams = RewardReportParams()

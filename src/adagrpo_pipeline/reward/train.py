@@ -23,7 +23,7 @@ from adagrpo_pipeline.training import (
     fingerprint,
     prepare_training,
 )
-from adagrpo_pipeline.training.loop import LogFn, train_on_processes
+from adagrpo_pipeline.training.loop import LogFn, on_processes
 
 from .config import RankerTrainParams
 from .data import EventIndex, Requests, flat_scores_labels
@@ -71,17 +71,18 @@ def score_requests(model, events: EventIndex, req: Requests, batch_size: int, de
     return torch.as_tensor(ranks.gather(local.numpy(), len(req)))
 
 
+def _check_requests(arguments: dict) -> None:
+    train, valid = arguments["train"], arguments["valid"]
+    if len(train) == 0 or len(valid) == 0:
+        raise ValueError(f"the ranker needs train and valid requests, got {len(train)} train and {len(valid)} valid")
+
+
+@on_processes(check=_check_requests)
 def train_ranker(n_items: int, events: EventIndex, train: Requests, valid: Requests, params: RankerTrainParams,
                  log_fn: LogFn | None = None, build: Callable[[], torch.nn.Module] | None = None) -> RankerResult:
     """Train the ranker built by `build` (default: the plain SASRec ranker), seeded by
     `params.seed` before it is built. `params.processes` > 1: data-parallel on that many launched
     processes, whose finished run this process then reads from `state_dir` (see `train_sft`)."""
-    if len(train) == 0 or len(valid) == 0:
-        raise ValueError(f"the ranker needs train and valid requests, got {len(train)} train and {len(valid)} valid")
-    if params.processes > 1:
-        one = params.model_copy(update={"processes": 1})
-        return train_on_processes(train_ranker, (n_items, events, train, valid, one, None, build), params.processes,
-                                  log_fn)
     torch.manual_seed(params.seed)
     model = build() if build is not None else SASRec(n_items, params.max_history, params.model)
     t = prepare_training(model, params.device, params.lr, params.weight_decay, params.grad_clip)

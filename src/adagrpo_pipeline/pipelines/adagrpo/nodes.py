@@ -14,6 +14,7 @@ from adagrpo_pipeline.adagrpo.train import train_rl
 from adagrpo_pipeline.adagrpo.tuning import apply_tuned
 from adagrpo_pipeline.policy.checkpoint import policy_checkpoint
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
+from adagrpo_pipeline.recdata.prepare import HELD_OUT_VALID
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.oracle import CALIBRATION as ORACLE_CALIBRATION
 from adagrpo_pipeline.reward.reward import RewardModel
@@ -52,7 +53,7 @@ def train_policy(
     model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, "cpu")
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params)
     oracle = None if oracle_model is None else RewardModel.from_artifacts(oracle_model, ORACLE_CALIBRATION, reward_params)
-    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=HELD_OUT_VALID)
     res = train_rl(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), reward, run, params,
                    Path(params.state_dir) / run.namespace, seen_valid=seen, log_fn=mlflow_logger(run.namespace),
                    gate_reward=oracle if run.kind == "oracle_gate" else None, eval_reward=oracle)

@@ -14,12 +14,19 @@ from adagrpo_pipeline import reporting as rep
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.diagnostics import sample_diagnostics
 from adagrpo_pipeline.adagrpo.runs import ReferenceSpec, RunSpec
+from adagrpo_pipeline.metrics import (
+    drop_seen,
+    evaluate_scores,
+    hits_table,
+    list_metrics,
+    list_quality,
+    popularity_ranking,
+)
 from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
-from adagrpo_pipeline.policy.evaluation import evaluate_policy, evaluate_scores, list_metrics, list_quality
-from adagrpo_pipeline.policy.metrics import drop_seen, hits_table, popularity_ranking
+from adagrpo_pipeline.policy.evaluation import evaluate_policy
 from adagrpo_pipeline.policy.model import HistoryEncoder
-from adagrpo_pipeline.recdata.prepare import drop_held_out
+from adagrpo_pipeline.recdata.prepare import HELD_OUT_TEST, HELD_OUT_VALID, drop_held_out
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.sasrec.model import catalog_scores, load_sasrec, sasrec_checkpoint
@@ -27,7 +34,7 @@ from adagrpo_pipeline.sasrec.retrieval import KIND as SASREC
 from adagrpo_pipeline.sasrec.retrieval import train_sasrec
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.tracking import metric_name, metrics_payload, mlflow_logger
-from adagrpo_pipeline.training import resolve_device
+from adagrpo_pipeline.training import SELECT_ON, resolve_device
 from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -42,8 +49,8 @@ class _Evaluator:
         self.params, self.device = params, resolve_device(params.device)
         self.sid_vocab = sid_vocab
         self.semantic_ids, self.trie = semantic_ids, SidTrie.from_tensors(sid_trie)
-        self.splits = {"test": (test, seen_before_holdout(interactions, test["user_id"].to_numpy(), held_out=1)),
-                       "valid": (valid, seen_before_holdout(interactions, valid["user_id"].to_numpy(), held_out=2))}
+        self.splits = {"test": (test, seen_before_holdout(interactions, test["user_id"].to_numpy(), held_out=HELD_OUT_TEST)),
+                       "valid": (valid, seen_before_holdout(interactions, valid["user_id"].to_numpy(), held_out=HELD_OUT_VALID))}
         self.reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, self.device)
         self.beams = params.beam_factor * max(params.ks)
 
@@ -148,10 +155,10 @@ def popularity_baseline(test_sequences: pd.DataFrame, interactions: pd.DataFrame
                         params: EvaluateParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Most-interacted items (counted on every event before the test ones) for everyone, and
     the per-user hits."""
-    popularity = np.bincount(drop_held_out(interactions, 1)["item_id"], minlength=len(items)).astype(float)
+    popularity = np.bincount(drop_held_out(interactions, HELD_OUT_TEST)["item_id"], minlength=len(items)).astype(float)
     users, targets = test_sequences["user_id"].to_numpy(), test_sequences["target"].to_numpy()
     ranked = popularity_ranking(popularity, len(users), len(items))
-    seen = seen_before_holdout(interactions, users, held_out=1)
+    seen = seen_before_holdout(interactions, users, held_out=HELD_OUT_TEST)
     m = list_metrics(ranked, targets, params.ks, seen)
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, resolve_device(params.device))
     m.update(list_quality(ranked, test_sequences["history"].to_list(), len(items), reward, users=users))
@@ -162,12 +169,12 @@ def train_sasrec_baseline(interactions: pd.DataFrame, valid_sequences: pd.DataFr
                           params: EvaluateParams, log_prefix: str = "sasrec") -> tuple[Checkpoint, pd.DataFrame]:
     """The `sasrec` reference retriever, trained on every event before the valid and test
     targets, its best step chosen on valid."""
-    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
-    res = train_sasrec(len(items), drop_held_out(interactions, 2), valid_sequences, seen, params.sasrec,
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=HELD_OUT_VALID)
+    res = train_sasrec(len(items), drop_held_out(interactions, HELD_OUT_VALID), valid_sequences, seen, params.sasrec,
                        log_fn=mlflow_logger(log_prefix))
     best = res.history.set_index("step").loc[res.best_step]
     log.info("%s: best step %d, valid hr@10 %.4f (filtered %.4f), ndcg@10 %.4f (filtered %.4f)", log_prefix, res.best_step,
-             best["valid_hr@10"], best["valid_hr@10_filtered"], best["valid_ndcg@10"], best["valid_ndcg@10_filtered"])
+             best["valid_hr@10"], best["valid_hr@10_filtered"], best["valid_ndcg@10"], best[SELECT_ON])
     return sasrec_checkpoint(res.model, SASREC, stage="evaluate", best_step=res.best_step,
                              seed=params.sasrec.seed), res.history
 
@@ -180,7 +187,7 @@ def sasrec_baseline(sasrec_model: Checkpoint, test_sequences: pd.DataFrame, inte
     device = resolve_device(params.device)
     model = load_sasrec(sasrec_model, SASREC, device)
     scores = catalog_scores(model, test_sequences["history"], params.batch_size)
-    seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
+    seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=HELD_OUT_TEST)
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, device)
     m, hits = evaluate_scores(scores, test_sequences, seen, params.ks, reward)
     return pd.DataFrame([{"model": "sasrec", "step": int(sasrec_model.config.get("best_step", 0)), **m}]), hits

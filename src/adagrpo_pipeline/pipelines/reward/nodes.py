@@ -12,10 +12,10 @@ from matplotlib.figure import Figure
 
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.informativeness import InformativenessSettings, reward_informativeness
+from adagrpo_pipeline.metrics import evaluate_scores
 from adagrpo_pipeline.policy.config import EvaluateParams
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
-from adagrpo_pipeline.policy.evaluation import evaluate_scores
-from adagrpo_pipeline.recdata.prepare import drop_held_out
+from adagrpo_pipeline.recdata.prepare import HELD_OUT_TEST, HELD_OUT_VALID, drop_held_out
 from adagrpo_pipeline.reward.calibration import apply_calibrator, calibrate
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.data import (
@@ -132,7 +132,7 @@ def report_reward(ranker_model: Checkpoint, reward_calibration: dict[str, Any], 
     table = pd.DataFrame(rows)
 
     if len(ground_truth_relevance):
-        popularity = np.bincount(drop_held_out(interactions, 2)["item_id"], minlength=len(items))
+        popularity = np.bincount(drop_held_out(interactions, HELD_OUT_VALID)["item_id"], minlength=len(items))
         rewards = apply_calibrator(cal, scores)
         deciles = relevance_by_decile(rewards, test_sequences["user_id"].to_numpy(), ground_truth_relevance, popularity)
     else:
@@ -155,7 +155,7 @@ def ranker_retrieval(ranker_model: Checkpoint, reward_calibration: dict[str, Any
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params, resolve_device(params.device))
     scores = catalog_scores(reward.ranker, test_sequences["history"], reward_params.batch_size,
                             test_sequences["user_id"].to_numpy())
-    seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=1)
+    seen = seen_before_holdout(interactions, test_sequences["user_id"].to_numpy(), held_out=HELD_OUT_TEST)
     m, hits = evaluate_scores(scores, test_sequences, seen, params.ks, reward)
     log.info("ranker as retriever (test): hr@10=%.4f ndcg@10=%.4f hr@10_filtered=%.4f ndcg@10_filtered=%.4f",
              m["hr@10"], m["ndcg@10"], m["hr@10_filtered"], m["ndcg@10_filtered"])
@@ -172,8 +172,8 @@ def measure_reward_informativeness(sft_policy: Checkpoint, ranker_model: Checkpo
     device = resolve_device(params.ranker.device)
     model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, device)
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, params, device)
-    popularity = np.bincount(drop_held_out(interactions, 2)["item_id"], minlength=len(items))
-    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
+    popularity = np.bincount(drop_held_out(interactions, HELD_OUT_VALID)["item_id"], minlength=len(items))
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=HELD_OUT_VALID)
     p = params.informativeness
     settings = InformativenessSettings(rl_params.k_rew, rl_params.seed, p.batch_size, p.random_draws, p.resamples)
     figures, per_sample = reward_informativeness(model, encoder, valid_sequences, SidTrie.from_tensors(sid_trie), reward,

@@ -17,11 +17,13 @@ from adagrpo_pipeline.policy.data import (
 )
 from adagrpo_pipeline.policy.model import HistoryEncoder, PolicyLayout, build_policy
 from adagrpo_pipeline.policy.sft import train_sft
+from adagrpo_pipeline.recdata.prepare import HELD_OUT_VALID
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.tracking import metrics_payload, mlflow_logger
 from adagrpo_pipeline.training.checkpoint import Checkpoint
 from adagrpo_pipeline.training.samples import ParquetSamples
+from adagrpo_pipeline.training.selection import SELECT_ON
 
 
 def train_sft_policy(
@@ -40,13 +42,13 @@ def train_sft_policy(
     tokens = item_token_table(semantic_ids, vocab)
     encoder = HistoryEncoder(layout, tokens)
     model = build_policy(layout, params.model, params.seed)
-    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=HELD_OUT_VALID)
     result = train_sft(model, encoder, train_sequences, valid_sequences, SidTrie.from_tensors(sid_trie), params,
                        seen_valid=seen, log_fn=mlflow_logger(log_prefix))
     best = result.history.loc[result.history["step"] == result.best_step].iloc[0] if result.best_step > 0 else None
     summary = {"best_step": result.best_step, "resumed_from": result.resumed_from, "stopped_early": int(result.stopped_early)}
     if best is not None:
-        summary["best_valid_ndcg@10_filtered"] = float(best["valid_ndcg@10_filtered"])
+        summary[f"best_{SELECT_ON}"] = float(best[SELECT_ON])
     ckpt = policy_checkpoint(result.model, layout, stage="sft", seed=params.seed, item_tokens_sha256=tokens_digest(tokens),
                              **summary)
     return ckpt, result.history, metrics_payload(summary, prefix=f"{log_prefix}.")

@@ -13,7 +13,7 @@ from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.diagnostics import GATE_COLUMNS, sample_diagnostics
 from adagrpo_pipeline.adagrpo.runs import RunSpec
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
-from adagrpo_pipeline.reporting import SELECT_ON
+from adagrpo_pipeline.recdata.prepare import HELD_OUT_TEST
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.oracle import CALIBRATION, oracle_checkpoint
 from adagrpo_pipeline.reward.reward import RewardModel
@@ -21,7 +21,7 @@ from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.study.analysis import StudyInputs, build_study_report
 from adagrpo_pipeline.study.config import StudyParams
 from adagrpo_pipeline.study.outcomes import list_outcomes, ranker_view
-from adagrpo_pipeline.training import resolve_device
+from adagrpo_pipeline.training import SELECT_ON, best_step, resolve_device
 from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _outcomes(ckpt: Checkpoint, oracle_model: Checkpoint, test: pd.DataFrame, in
               reward_params: RewardParams) -> pd.DataFrame:
     device = resolve_device(params.evaluate.device)
     model, encoder = load_checked_policy(ckpt, semantic_ids, sid_vocab, device)
-    seen = seen_before_holdout(interactions, test["user_id"].to_numpy(), held_out=1)
+    seen = seen_before_holdout(interactions, test["user_id"].to_numpy(), held_out=HELD_OUT_TEST)
     return list_outcomes(model, encoder, SidTrie.from_tensors(sid_trie), test, seen, _oracle(oracle_model, reward_params, device),
                          params.evaluate.beams, params.evaluate.batch_size, device)
 
@@ -93,13 +93,13 @@ def evaluate_run(checkpoints: dict[str, Checkpoint], training_history: pd.DataFr
                  sid_vocab: dict[str, Any], sid_trie: dict, params: StudyParams, reward_params: RewardParams,
                  run: RunSpec) -> pd.DataFrame:
     """Per-user test outcomes of a run's final checkpoint and of the checkpoint chosen on valid
-    (the training loop's validation of every checkpoint, `reporting.SELECT_ON`; it may be step 0,
-    the SFT policy): only what selection needs is decoded on test."""
+    (the training loop's validation of every checkpoint, `training.selection`; it may be step 0,
+    the SFT policy; with no validation of a saved checkpoint, the final one): only what selection
+    needs is decoded on test."""
     by_step = {int(c.config["step"]): c for c in checkpoints.values()}
     final = max(by_step)
-    column = f"valid_{SELECT_ON}"
-    valid = training_history[training_history["step"].isin(by_step)].dropna(subset=[column]).sort_values("step")
-    best = int(valid.loc[valid[column].idxmax(), "step"]) if not valid.empty else final
+    valid = training_history[training_history["step"].isin(by_step)].dropna(subset=[SELECT_ON])
+    best = best_step(valid) if not valid.empty else final
     frames = []
     for checkpoint, step in (("final", final), ("best", best)):
         if checkpoint == "best" and best == final:

@@ -17,6 +17,7 @@ from adagrpo_pipeline.adagrpo.runs import RunSpec
 from adagrpo_pipeline.adagrpo.train import train_rl
 from adagrpo_pipeline.adagrpo.tuning import GATE_KNOBS, SELECT_ON, TuneParams, tune_variant
 from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdout
+from adagrpo_pipeline.recdata.prepare import HELD_OUT_VALID
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
@@ -46,7 +47,7 @@ def tune_run_variant(sft_policy: Checkpoint, ranker_model: Checkpoint, reward_ca
     take AdaGRPO's chosen k_pol and k_rew (`gate`)."""
     model, encoder = load_checked_policy(sft_policy, semantic_ids, sid_vocab, "cpu")
     reward = RewardModel.from_artifacts(ranker_model, reward_calibration, reward_params)
-    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=2)
+    seen = seen_before_holdout(interactions, valid_sequences["user_id"].to_numpy(), held_out=HELD_OUT_VALID)
     trie = SidTrie.from_tensors(sid_trie)
 
     def run_trial(p: AdaGrpoParams, state_dir: Path) -> pd.DataFrame:
