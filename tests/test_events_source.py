@@ -5,6 +5,7 @@ test_publication.py."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 from pathlib import Path
 
@@ -93,6 +94,27 @@ def test_a_trailing_delimiter_on_every_row_does_not_shift_columns(tmp_path: Path
     assert raw.interactions.index.tolist() == [3, 4]  # file lines: the header is on line 2
     assert raw.interactions["timestamp"].tolist() == [100, 101]
     assert "2 row(s) end with a delimiter after the last header column" in caplog.text
+
+
+def test_quoted_values_spanning_lines_keep_each_records_start_line_in_gzip_tsv(tmp_path: Path,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    text = ('user_id\titem_id\ttimestamp\ttitle\n1\t96\t100\t"two\nlines"\n\n\t\t\t\n2\t97\t101\t"x"\t\n'
+            '3\t96\t102\t"y\nz"\n')
+    inter = tmp_path / "interactions.tsv.gz"
+    inter.write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "items.csv").write_text(ITEMS)
+    with caplog.at_level(logging.WARNING):
+        raw = read_events(inter, tmp_path / "items.csv")
+    df = raw.interactions
+    assert df.index.tolist() == [2, 6, 7]  # where each record starts; the blank and the tab-only line are skipped
+    assert df["title"].tolist() == ["two\nlines", "x", "y\nz"] and df["timestamp"].tolist() == [100, 101, 102]
+    assert [(r.name, r.levelname) for r in caplog.records] == [("adagrpo_pipeline.recdata.events", "WARNING")]
+    assert "1 row(s) end with a delimiter after the last header column" in caplog.text
+
+
+def test_malformed_csv_names_the_line_it_stopped_after(tmp_path: Path) -> None:
+    msg = _problems(tmp_path, 'user_id,item_id,timestamp\n1,"9\n6",100\n1,97,"' + "9" * 200_000 + '"\n')
+    assert msg.endswith("interactions.csv': malformed CSV after line 4: field larger than field limit (131072)")
 
 
 def test_shifted_columns_and_short_lines_are_located(tmp_path: Path) -> None:

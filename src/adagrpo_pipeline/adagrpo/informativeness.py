@@ -25,7 +25,7 @@ own rollouts (the RL stage's rollout settings, seeded):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from adagrpo_pipeline.stats import mean_ci
 
 from .config import RolloutParams
 from .diagnostics import rank_of_target, sequence_keys
-from .rollouts import rollout, rollout_generator
+from .rollouts import Rollouts, rollout, rollout_generator
 
 
 @dataclass
@@ -75,6 +75,17 @@ def _distinct(items: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(first).scatter(1, order.indices, first)
 
 
+@dataclass
+class _Tally:
+    """What the batches add up: one row per sample, the per-sample Spearman correlations and the
+    calibrated rewards of history and other valid rollouts."""
+
+    rows: list[pd.DataFrame] = field(default_factory=list)
+    rho: list[float] = field(default_factory=list)
+    hist_r: list[torch.Tensor] = field(default_factory=list)
+    other_r: list[torch.Tensor] = field(default_factory=list)
+
+
 @torch.no_grad()
 def reward_informativeness(model, encoder: HistoryEncoder, samples: pd.DataFrame, trie: SidTrie,
                            reward_model: RewardModel, rollout_params: RolloutParams, popularity: np.ndarray,
@@ -88,62 +99,86 @@ def reward_informativeness(model, encoder: HistoryEncoder, samples: pd.DataFrame
     targets = np.array(samples["target"], dtype=np.int64)
     pop = torch.as_tensor(np.asarray(popularity, dtype=np.float64))
     rng = torch.Generator(device="cpu").manual_seed(int(s.seed))
-    rows, rho, hist_r, other_r = [], [], [], []
+    tally = _Tally()
     for lo in range(0, len(samples), s.batch_size):
         sl = slice(lo, lo + s.batch_size)
         h = histories[sl]
         x, mask = (t.to(device) for t in encoder(h, users[sl]))
         ro = rollout(model, x, mask, encoder.targets(targets[sl]).to(device), targets[sl], h, trie, reward_model,
                      rollout_params, rollout_generator(s.seed, lo, device), users[sl])
-        items = ro.items.cpu()
-        valid = items >= 0
-        not_target = items != torch.as_tensor(targets[sl])[:, None]
-        in_hist = seen_mask(h, items) & valid
-        distinct = _distinct(items) & valid & not_target
-        keys, rewards, raw, fixed = ro.keys.cpu(), ro.rewards.cpu(), ro.raw.cpu(), ro.fixed.cpu()
-        t_key, t_reward, t_raw, t_fixed = ro.target_key.cpu(), ro.target_reward.cpu(), ro.target_raw.cpu(), ro.target_fixed.cpu()
-        auc = _pairwise_auc(t_reward, rewards, t_key, keys, distinct)
-        auc_unseen = _pairwise_auc(t_raw, raw, torch.zeros_like(t_raw), torch.zeros_like(raw), distinct & ~in_hist)
-        seq_keys = sequence_keys(ro.seqs.cpu(), encoder.layout.vocab_size)
-        d_rew = rank_of_target(seq_keys[:, 0], t_reward, seq_keys[:, 1:], rewards, t_key, keys)
-        random_pass = torch.zeros(len(items))
-        for _ in range(s.random_draws):
-            r = torch.where(fixed, rewards, torch.rand(rewards.shape, generator=rng))
-            tr = torch.where(t_fixed, t_reward, torch.rand(t_reward.shape, generator=rng))
-            random_pass += (rank_of_target(seq_keys[:, 0], tr, seq_keys[:, 1:], r) <= s.k_rew).float()
-        scored = distinct & ~fixed
-        for row in range(len(items)):
-            cols = scored[row].nonzero().flatten()
-            if len(cols) >= 3 and pop[items[row, cols]].unique().numel() > 1 and raw[row, cols].unique().numel() > 1:
-                rho.append(spearmanr(raw[row, cols].numpy(), pop[items[row, cols]].numpy()).statistic)
-        calibrated = apply_calibrator(reward_model.calibrator, raw)
-        hist_r.append(calibrated[in_hist])
-        other_r.append(calibrated[valid & ~in_hist])
-        rows.append(pd.DataFrame({"user_id": users[sl], "auc": auc, "auc_unseen": auc_unseen, "d_rew": d_rew.numpy(),
-                                  "pass_rew": (d_rew <= s.k_rew).numpy(),
-                                  "random_pass_rate": (random_pass / s.random_draws).numpy(),
-                                  "valid_rollouts": valid.sum(dim=1).numpy(), "history_rollouts": in_hist.sum(dim=1).numpy()}))
-    per_sample = pd.concat(rows, ignore_index=True)
-    hist_r, other_r = torch.cat(hist_r), torch.cat(other_r)
-
+        _measure_batch(ro, h, targets[sl], users[sl], encoder.layout.vocab_size, reward_model, pop, rng, s, tally)
+    per_sample = pd.concat(tally.rows, ignore_index=True)
     figures: dict[str, float] = {"samples": float(len(per_sample)), "rollouts_per_sample": float(rollout_params.group_size)}
-    for name, col in (("auc_target_vs_rollouts", "auc"), ("auc_target_vs_unseen_rollouts", "auc_unseen"),
-                      ("pass_rate_reward", "pass_rew")):
-        mean, low, high = mean_ci(per_sample[col].to_numpy(np.float64), s.resamples, s.seed)
-        figures.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
-    draws = _random_draw_std(per_sample["random_pass_rate"].to_numpy())
-    figures.update({"pass_rate_random_mean": float(per_sample["random_pass_rate"].mean()), "pass_rate_random_std": draws,
-                    "spearman_reward_popularity": float(np.nanmean(rho)) if rho else float("nan"),
-                    "history_rollout_share": float(per_sample["history_rollouts"].sum()
-                                                   / max(per_sample["valid_rollouts"].sum(), 1)),
-                    "reward_history_items": float(hist_r.mean()) if len(hist_r) else float("nan"),
-                    "reward_other_items": float(other_r.mean()) if len(other_r) else float("nan")})
+    figures.update(_sample_figures(per_sample, tally, s))
     scores = catalog_scores(reward_model.ranker, samples["history"], reward_model.batch_size, users)
     ranker_m = retrieval_metrics(scores, targets, seen, [10])
     pop_m = retrieval_metrics(pop.float()[None, :].expand(len(samples), -1), targets, seen, [10])
     for prefix, m in (("retriever", ranker_m), ("popularity", pop_m)):
         figures.update({f"{prefix}_hr@10_filtered": m["hr@10_filtered"], f"{prefix}_ndcg@10_filtered": m["ndcg@10_filtered"]})
     return figures, per_sample
+
+
+def _measure_batch(ro: Rollouts, h: list, targets: np.ndarray, users: np.ndarray, vocab_size: int,
+                   reward_model: RewardModel, pop: torch.Tensor, rng: torch.Generator, s: InformativenessSettings,
+                   tally: _Tally) -> None:
+    """One batch's rollouts measured into `tally`: the rows of its samples, the Spearman
+    correlations of its samples' ranker-scored rollouts, the calibrated rewards of its history
+    and other valid rollouts."""
+    items = ro.items.cpu()
+    valid = items >= 0
+    not_target = items != torch.as_tensor(targets)[:, None]
+    in_hist = seen_mask(h, items) & valid
+    distinct = _distinct(items) & valid & not_target
+    keys, rewards, raw, fixed = ro.keys.cpu(), ro.rewards.cpu(), ro.raw.cpu(), ro.fixed.cpu()
+    t_key, t_reward, t_raw, t_fixed = ro.target_key.cpu(), ro.target_reward.cpu(), ro.target_raw.cpu(), ro.target_fixed.cpu()
+    auc = _pairwise_auc(t_reward, rewards, t_key, keys, distinct)
+    auc_unseen = _pairwise_auc(t_raw, raw, torch.zeros_like(t_raw), torch.zeros_like(raw), distinct & ~in_hist)
+    seq_keys = sequence_keys(ro.seqs.cpu(), vocab_size)
+    d_rew = rank_of_target(seq_keys[:, 0], t_reward, seq_keys[:, 1:], rewards, t_key, keys)
+    random_pass = torch.zeros(len(items))
+    for _ in range(s.random_draws):
+        r = torch.where(fixed, rewards, torch.rand(rewards.shape, generator=rng))
+        tr = torch.where(t_fixed, t_reward, torch.rand(t_reward.shape, generator=rng))
+        random_pass += (rank_of_target(seq_keys[:, 0], tr, seq_keys[:, 1:], r) <= s.k_rew).float()
+    tally.rho.extend(_popularity_rho(items, raw, distinct & ~fixed, pop))
+    calibrated = apply_calibrator(reward_model.calibrator, raw)
+    tally.hist_r.append(calibrated[in_hist])
+    tally.other_r.append(calibrated[valid & ~in_hist])
+    tally.rows.append(pd.DataFrame({"user_id": users, "auc": auc, "auc_unseen": auc_unseen, "d_rew": d_rew.numpy(),
+                                    "pass_rew": (d_rew <= s.k_rew).numpy(),
+                                    "random_pass_rate": (random_pass / s.random_draws).numpy(),
+                                    "valid_rollouts": valid.sum(dim=1).numpy(), "history_rollouts": in_hist.sum(dim=1).numpy()}))
+
+
+def _popularity_rho(items: torch.Tensor, raw: torch.Tensor, scored: torch.Tensor, pop: torch.Tensor) -> list[float]:
+    """Per sample with at least 3 `scored` rollouts and more than one distinct popularity and
+    raw score among them: the Spearman correlation of raw score and popularity."""
+    rho = []
+    for row in range(len(items)):
+        cols = scored[row].nonzero().flatten()
+        if len(cols) >= 3 and pop[items[row, cols]].unique().numel() > 1 and raw[row, cols].unique().numel() > 1:
+            rho.append(spearmanr(raw[row, cols].numpy(), pop[items[row, cols]].numpy()).statistic)
+    return rho
+
+
+def _sample_figures(per_sample: pd.DataFrame, tally: _Tally, s: InformativenessSettings) -> dict[str, float]:
+    """The AUCs and the pass rate with their bootstrap CIs, the random reward's pass rate, the
+    popularity correlation and the history rollouts' share and rewards."""
+    hist_r, other_r = torch.cat(tally.hist_r), torch.cat(tally.other_r)
+    figures: dict[str, float] = {}
+    for name, col in (("auc_target_vs_rollouts", "auc"), ("auc_target_vs_unseen_rollouts", "auc_unseen"),
+                      ("pass_rate_reward", "pass_rew")):
+        mean, low, high = mean_ci(per_sample[col].to_numpy(np.float64), s.resamples, s.seed)
+        figures.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    draws = _random_draw_std(per_sample["random_pass_rate"].to_numpy())
+    rho = tally.rho
+    figures.update({"pass_rate_random_mean": float(per_sample["random_pass_rate"].mean()), "pass_rate_random_std": draws,
+                    "spearman_reward_popularity": float(np.nanmean(rho)) if rho else float("nan"),
+                    "history_rollout_share": float(per_sample["history_rollouts"].sum()
+                                                   / max(per_sample["valid_rollouts"].sum(), 1)),
+                    "reward_history_items": float(hist_r.mean()) if len(hist_r) else float("nan"),
+                    "reward_other_items": float(other_r.mean()) if len(other_r) else float("nan")})
+    return figures
 
 
 def _random_draw_std(per_sample_rates: np.ndarray) -> float:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+EXAMPLES = 5  # values (file lines, rows) quoted per problem
+NO_DATA = "file has no data (no header or rows)"
+NO_ROWS = "file has a header but no rows"
+
 
 class SourceReadError(ValueError):
     """A raw source file could not be read (missing, empty, undecodable, truncated, malformed)."""
@@ -42,10 +46,16 @@ class ExposureBiasError(ValueError):
     """An exposure-bias metric crossed its 'fail' threshold."""
 
 
-def listed(values: list[object], shown: int = 5) -> str:
+def listed(values: list[object], shown: int = EXAMPLES) -> str:
     """The first `shown` values, comma-separated, and how many more there are."""
     more = f" (and {len(values) - shown} more)" if len(values) > shown else ""
     return ", ".join(str(v) for v in values[:shown]) + more
+
+
+def unit_of(index_name: object) -> str:
+    """What a source frame's index counts: 'row' of a parquet file (index `row`), else 'line' of
+    a text file."""
+    return "row" if index_name == "row" else "line"
 
 
 class Problem:
@@ -53,7 +63,7 @@ class Problem:
 
     def __init__(self, path: object, lines: object, column: object, cause: str, fix: str):
         self.path, self.column, self.cause, self.fix = str(path), column, cause, fix
-        self.unit = "row" if getattr(lines, "name", None) == "row" else "line"
+        self.unit = unit_of(getattr(lines, "name", None))
         self.lines = [int(i) for i in lines] if lines is not None else []
 
     def __str__(self) -> str:

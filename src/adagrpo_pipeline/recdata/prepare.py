@@ -137,32 +137,7 @@ def users_table(raw_users: pd.DataFrame | None, uniq: np.ndarray) -> pd.DataFram
 
 
 def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:
-    inter = raw.interactions.copy()
-    n0 = len(inter)
-    if p.min_value is not None:
-        if "value" not in inter:
-            raise ValueError(f"ingest.min_value is set but source '{raw.source}' has no interaction value (rating)")
-        inter = inter[inter["value"] >= p.min_value]
-        log.info("min_value %.2f kept %d of %d interactions", p.min_value, len(inter), n0)
-    known = inter["item_id"].isin(raw.items["item_id"])
-    if not known.all():  # only reachable with drop_unknown_items (else the raw suite fails)
-        log.warning("dropping %d interactions of %d items missing from the catalog", (~known).sum(), inter.loc[~known, "item_id"].nunique())
-        if not known.any():
-            hint = id_format_hints(inter["item_id"], raw.items["item_id"])
-            where = f" ('{raw.files['interactions']}' vs '{raw.files['items']}')" if raw.files else ""
-            examples = ", ".join(repr(i) for i in inter["item_id"].drop_duplicates().head(3))
-            catalog = ", ".join(repr(i) for i in raw.items["item_id"].head(3))
-            raise ValueError(
-                f"ingest.drop_unknown_items: none of the {len(inter)} interactions' item ids is in the items table{where}: "
-                f"interactions name e.g. {examples}, the items table has e.g. {catalog}. "
-                + (hint if hint else "Check that both files describe the same catalog and write item ids the same way."))
-        inter = inter[known]
-    inter = kcore(inter, p.user_core, p.item_core)
-    if inter.empty:
-        raise ValueError(f"the {p.user_core}/{p.item_core}-core filter left no interactions of {n0}; lower ingest.user_core/item_core")
-    log.info("%d-%d core: %d interactions, %d users, %d items (from %d interactions)", p.user_core, p.item_core,
-             len(inter), inter["user_id"].nunique(), inter["item_id"].nunique(), n0)
-
+    inter = _filtered(raw, p)
     user_map, users = id_map(inter["user_id"])
     item_map, items_u = id_map(inter["item_id"])
     inter = inter.assign(user_id=_lookup(inter["user_id"], users), item_id=_lookup(inter["item_id"], items_u))
@@ -171,31 +146,8 @@ def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:
     items = raw.items[raw.items["item_id"].isin(items_u)].copy()
     items["item_id"] = _lookup(items["item_id"], items_u)
     items = conform(items.sort_values("item_id"), ITEMS, keep_extra=True)
-
-    if raw.impressions is not None:
-        imp = raw.impressions.copy()
-        imp["user_id"] = _lookup(imp["user_id"], users)
-        imp["item_id"] = _lookup(imp["item_id"], items_u)
-        keep = (imp["user_id"] >= 0) & (imp["item_id"] >= 0)
-        if not keep.all():
-            log.info("dropping %d of %d impressions of users/items removed by the core filter", (~keep).sum(), len(imp))
-        impressions = conform(imp[keep], IMPRESSIONS)
-        derived = False
-    else:
-        ep = p.exposure_policy
-        impressions = derive_impressions(inter, len(items_u), min(ep.slate_size, len(items_u)), ep.popularity_gamma, ep.seed,
-                                         personalized_share=ep.personalized_share, neighbors=ep.neighbors,
-                                         recent=ep.recent, window=ep.window)
-        derived = True
-        log.info("derived %d impressions (%d requests, slate %d, gamma %.2f, personalised share %.2f) by the exposure policy",
-                 len(impressions), len(inter), ep.slate_size, ep.popularity_gamma, ep.personalized_share)
-
-    if raw.relevance is not None:
-        rel = raw.relevance.assign(user_id=_lookup(raw.relevance["user_id"], users), item_id=_lookup(raw.relevance["item_id"], items_u))
-        relevance = conform(rel[(rel["user_id"] >= 0) & (rel["item_id"] >= 0)], RELEVANCE)
-    else:
-        relevance = empty_frame(RELEVANCE)
-
+    impressions, derived = _impressions(raw, p, inter, users, items_u)
+    relevance = _relevance(raw.relevance, users, items_u)
     train, valid, test = leave_one_out(inter, p.max_history)
     return DerivedTables(
         users=users_table(raw.users, users),
@@ -210,3 +162,72 @@ def prepare(raw: RawTables, p: IngestParams) -> DerivedTables:
         test=test,
         impressions_derived=derived,
     )
+
+
+def _filtered(raw: RawTables, p: IngestParams) -> pd.DataFrame:
+    """The raw interactions kept by the value filter, the unknown-item policy and the k-core
+    filter (raw ids)."""
+    inter = raw.interactions.copy()
+    n0 = len(inter)
+    if p.min_value is not None:
+        if "value" not in inter:
+            raise ValueError(f"ingest.min_value is set but source '{raw.source}' has no interaction value (rating)")
+        inter = inter[inter["value"] >= p.min_value]
+        log.info("min_value %.2f kept %d of %d interactions", p.min_value, len(inter), n0)
+    inter = _known_items(inter, raw)
+    inter = kcore(inter, p.user_core, p.item_core)
+    if inter.empty:
+        raise ValueError(f"the {p.user_core}/{p.item_core}-core filter left no interactions of {n0}; lower ingest.user_core/item_core")
+    log.info("%d-%d core: %d interactions, %d users, %d items (from %d interactions)", p.user_core, p.item_core,
+             len(inter), inter["user_id"].nunique(), inter["item_id"].nunique(), n0)
+    return inter
+
+
+def _known_items(inter: pd.DataFrame, raw: RawTables) -> pd.DataFrame:
+    """The interactions of items in the catalog; none at all is an error that names the likely
+    cause (ids written differently in the two files)."""
+    known = inter["item_id"].isin(raw.items["item_id"])
+    if known.all():
+        return inter
+    # only reachable with drop_unknown_items (else the raw suite fails)
+    log.warning("dropping %d interactions of %d items missing from the catalog", (~known).sum(), inter.loc[~known, "item_id"].nunique())
+    if not known.any():
+        hint = id_format_hints(inter["item_id"], raw.items["item_id"])
+        where = f" ('{raw.files['interactions']}' vs '{raw.files['items']}')" if raw.files else ""
+        examples = ", ".join(repr(i) for i in inter["item_id"].drop_duplicates().head(3))
+        catalog = ", ".join(repr(i) for i in raw.items["item_id"].head(3))
+        raise ValueError(
+            f"ingest.drop_unknown_items: none of the {len(inter)} interactions' item ids is in the items table{where}: "
+            f"interactions name e.g. {examples}, the items table has e.g. {catalog}. "
+            + (hint if hint else "Check that both files describe the same catalog and write item ids the same way."))
+    return inter[known]
+
+
+def _impressions(raw: RawTables, p: IngestParams, inter: pd.DataFrame, users: np.ndarray,
+                 items_u: np.ndarray) -> tuple[pd.DataFrame, bool]:
+    """The source's impressions of kept users and items (contiguous ids), or, when it has none,
+    impressions derived by the exposure policy; and whether they were derived."""
+    if raw.impressions is not None:
+        imp = raw.impressions.copy()
+        imp["user_id"] = _lookup(imp["user_id"], users)
+        imp["item_id"] = _lookup(imp["item_id"], items_u)
+        keep = (imp["user_id"] >= 0) & (imp["item_id"] >= 0)
+        if not keep.all():
+            log.info("dropping %d of %d impressions of users/items removed by the core filter", (~keep).sum(), len(imp))
+        return conform(imp[keep], IMPRESSIONS), False
+    ep = p.exposure_policy
+    impressions = derive_impressions(inter, len(items_u), min(ep.slate_size, len(items_u)), ep.popularity_gamma, ep.seed,
+                                     personalized_share=ep.personalized_share, neighbors=ep.neighbors,
+                                     recent=ep.recent, window=ep.window)
+    log.info("derived %d impressions (%d requests, slate %d, gamma %.2f, personalised share %.2f) by the exposure policy",
+             len(impressions), len(inter), ep.slate_size, ep.popularity_gamma, ep.personalized_share)
+    return impressions, True
+
+
+def _relevance(raw_relevance: pd.DataFrame | None, users: np.ndarray, items_u: np.ndarray) -> pd.DataFrame:
+    """The source's ground-truth relevance of kept users and items (contiguous ids); empty when
+    it has none."""
+    if raw_relevance is None:
+        return empty_frame(RELEVANCE)
+    rel = raw_relevance.assign(user_id=_lookup(raw_relevance["user_id"], users), item_id=_lookup(raw_relevance["item_id"], items_u))
+    return conform(rel[(rel["user_id"] >= 0) & (rel["item_id"] >= 0)], RELEVANCE)

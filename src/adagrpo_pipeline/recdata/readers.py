@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import SourceReadError
+from .errors import NO_DATA, NO_ROWS, SourceReadError
 from .schema import RawTables
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ ML100K_GENRES = (
 
 
 # --------------------------------------------------------------------------- file helpers
-def _require_file(path: Path) -> Path:
+def require_file(path: Path) -> Path:
     if not path.exists():
         raise SourceReadError(path, "file does not exist")
     if not path.is_file():
@@ -44,9 +44,9 @@ def _require_file(path: Path) -> Path:
     return path
 
 
-def _guarded(path: Path, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+def guarded(path: Path, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """Run a pandas/pyarrow read and turn its low-level errors into `SourceReadError`."""
-    _require_file(path)
+    require_file(path)
     try:
         df = read()
     except SourceReadError:
@@ -56,7 +56,7 @@ def _guarded(path: Path, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
             path, f"undecodable text: byte 0x{err.object[err.start]:02x} at offset {err.start} is not valid {err.encoding}"
         ) from err
     except pd.errors.EmptyDataError as err:
-        raise SourceReadError(path, "file has no data (no header or rows)") from err
+        raise SourceReadError(path, NO_DATA) from err
     except pd.errors.ParserError as err:
         raise SourceReadError(path, f"malformed or truncated table: {err}") from err
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
@@ -64,7 +64,7 @@ def _guarded(path: Path, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as err:
         raise SourceReadError(path, f"truncated or corrupt file: {err}") from err
     if len(df) == 0:
-        raise SourceReadError(path, "file has a header but no rows")
+        raise SourceReadError(path, NO_ROWS)
     return df
 
 
@@ -83,12 +83,12 @@ def read_table(path: str | Path, sep: str = ",", encoding: str = "utf-8", **csv_
     `csv_args` go to `pandas.read_csv`."""
     path = Path(path)
     if is_parquet(path):
-        return _guarded(path, lambda: pd.read_parquet(path))
+        return guarded(path, lambda: pd.read_parquet(path))
     sep = text_separator(path, sep)
-    return _guarded(path, lambda: pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="strict", **csv_args))
+    return guarded(path, lambda: pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="strict", **csv_args))
 
 
-def _open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
     """Text of a plain or gzip file; line endings are left to the reader (`newline=""`, as the
     `csv` module needs for quoted values that span lines)."""
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
@@ -101,10 +101,10 @@ def iter_json_lines(path: Path) -> Iterator[dict]:
     The 2014 Amazon metadata files are Python dict literals rather than strict JSON; those
     lines are parsed with `ast.literal_eval` (which evaluates literals only, never code).
     """
-    _require_file(path)
+    require_file(path)
     lineno = 0
     try:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             for lineno, line in enumerate(fh, start=1):
                 line = line.strip()
                 if not line:
@@ -215,12 +215,12 @@ def _read_ml100k_atomic(folder: Path) -> RawTables:
 
 def _read_ml100k_original(folder: Path) -> RawTables:
     data_path, item_path = folder / "u.data", folder / "u.item"
-    inter = _guarded(
+    inter = guarded(
         data_path,
         lambda: pd.read_csv(data_path, sep="\t", header=None, names=["user_id", "item_id", "rating", "timestamp"]),
     )
     columns = ["item_id", "title", "release_date", "video_release_date", "url", *ML100K_GENRES]
-    items = _guarded(
+    items = guarded(
         item_path,
         lambda: pd.read_csv(item_path, sep="|", header=None, names=columns, encoding="latin-1"),
     )
@@ -231,8 +231,8 @@ def _read_ml100k_original(folder: Path) -> RawTables:
     release = items["release_date"].fillna("").astype(str)
     user_path, users = folder / "u.user", None
     if user_path.exists():
-        users = _guarded(user_path, lambda: pd.read_csv(user_path, sep="|", header=None, dtype=str, keep_default_na=False,
-                                                        names=["user_id", "age", "gender", "occupation", "zip_code"]))
+        users = guarded(user_path, lambda: pd.read_csv(user_path, sep="|", header=None, dtype=str, keep_default_na=False,
+                                                       names=["user_id", "age", "gender", "occupation", "zip_code"]))
     return RawTables("movielens_100k", interactions, _items_frame(items["item_id"], title, {"Release date": release, "Genres": genres}),
                      users=_users_frame(users))
 
@@ -267,9 +267,9 @@ def read_movielens_1m(folder: str | Path) -> RawTables:
     (MovieID::Title::Genres, latin-1)."""
     folder = Path(folder)
     ratings_path, movies_path = folder / "ratings.dat", folder / "movies.dat"
-    ratings = _guarded(ratings_path, lambda: _read_double_colon(ratings_path, 4, "utf-8"))
+    ratings = guarded(ratings_path, lambda: _read_double_colon(ratings_path, 4, "utf-8"))
     ratings.columns = ["user_id", "item_id", "rating", "timestamp"]
-    movies = _guarded(movies_path, lambda: _read_double_colon(movies_path, 3, "latin-1"))
+    movies = guarded(movies_path, lambda: _read_double_colon(movies_path, 3, "latin-1"))
     movies.columns = ["item_id", "title", "genres"]
     interactions = _rating_interactions(ratings.apply(_numeric))
     genres = movies["genres"].fillna("").str.replace("|", ", ", regex=False)
