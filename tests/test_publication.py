@@ -66,14 +66,15 @@ class _Records(logging.Handler):
 
 @pytest.fixture
 def hook_log(monkeypatch: pytest.MonkeyPatch) -> _Records:
-    """What the publication hook logs. Each session's logging set-up (dictConfig) empties the
-    handlers of every logger under `adagrpo_pipeline`, so the hook logs to a logger outside it."""
-    from adagrpo_pipeline import hooks
+    """What the publication hook logs (through `publication`, where its rules live). Each session's
+    logging set-up (dictConfig) empties the handlers of every logger under `adagrpo_pipeline`, so
+    `publication` logs to a logger outside it."""
+    from adagrpo_pipeline import publication
 
     handler, logger = _Records(), logging.getLogger("publication_drill")
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
-    monkeypatch.setattr(hooks, "log", logger)
+    monkeypatch.setattr(publication, "log", logger)
     yield handler
     logger.removeHandler(handler)
 
