@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from adagrpo_pipeline.reporting import STRATA, variant_colors
+from adagrpo_pipeline.reporting.figures import variant_colors
+from adagrpo_pipeline.reporting.tables import STRATA
 from adagrpo_pipeline.stats import PairedDifference, paired_difference
 
 from .config import ORACLE, StudyParams, StudyPlan, StudyRun
