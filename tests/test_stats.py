@@ -1,11 +1,20 @@
-"""Paired statistics: bootstrap CIs over users and the minimum detectable effect."""
+"""Paired statistics: bootstrap CIs over users, the minimum detectable effect, and the level
+each interval states."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from adagrpo_pipeline.stats import mean_ci, minimum_detectable_effect, paired_difference
+from adagrpo_pipeline.stats import (
+    LEVEL,
+    POWER,
+    Bootstrap,
+    mean_ci,
+    minimum_detectable_effect,
+    paired_difference,
+    percent,
+)
 
 
 def test_a_known_difference_is_covered_and_resolved() -> None:
@@ -54,3 +63,16 @@ def test_mean_ci_brackets_the_mean() -> None:
     mean, low, high = mean_ci(x, resamples=2000)
     assert mean == pytest.approx(0.6) and low < 0.6 < high
     assert mean_ci(np.full(5, 0.3)) == (0.3, 0.3, 0.3)
+
+
+def test_an_interval_states_the_level_it_was_computed_at() -> None:
+    b = np.zeros(1000)
+    b[:200] = 1.0
+    a = b.copy()
+    a[200:250] = 1.0
+    at90 = Bootstrap(resamples=2000, seed=1, level=0.9).difference(a, b)
+    at95 = paired_difference(a, b, resamples=2000, seed=1)
+    assert at90 == paired_difference(a, b, 2000, 1, 0.9) and at95.level == LEVEL == 0.95
+    assert at90.text().endswith("(90% CI, 1000 users)") and at95.text().endswith("(95% CI, 1000 users)")
+    assert at95.ci_low < at90.ci_low < at90.delta < at90.ci_high < at95.ci_high
+    assert percent(POWER) == "80%"

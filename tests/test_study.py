@@ -1,5 +1,6 @@
-"""The controlled study's pieces (Kedro-free): the oracle reward is the simulator's relevance,
-the ranker's view of the latent vectors, the plan and its settings, the premise verdicts."""
+"""The controlled study's pieces: the oracle reward is the simulator's relevance, the ranker's
+view of the latent vectors, the plan and its settings, the premise verdicts, the confidence
+level the report states, and the report node's inputs from the plan."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from adagrpo_pipeline.pipelines import study
 from adagrpo_pipeline.recdata.config import IngestParams
 from adagrpo_pipeline.recdata.prepare import prepare
 from adagrpo_pipeline.recdata.simulator import SyntheticParams, simulate
@@ -15,9 +17,11 @@ from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.model import load_ranker
 from adagrpo_pipeline.reward.oracle import CALIBRATION, OracleRanker, oracle_checkpoint
 from adagrpo_pipeline.reward.reward import RewardModel
-from adagrpo_pipeline.study.analysis import premise_verdicts
+from adagrpo_pipeline.stats import Bootstrap
 from adagrpo_pipeline.study.config import StudyParams, StudyPlan
 from adagrpo_pipeline.study.outcomes import ranker_view
+from adagrpo_pipeline.study.tables import StudyInputs, premise_verdicts
+from adagrpo_pipeline.study.text import ci_text
 
 from conftest import TINY_STUDY
 
@@ -130,3 +134,26 @@ def test_premise_verdicts() -> None:
     assert verdict["verdict"].iloc[0].startswith("partly") and r1 in verdict["verdict"].iloc[0]
     verdict = premise_verdicts(_premise({a: "not resolved", r1: "not resolved", r2: "not resolved", r3: "below"}))
     assert verdict["verdict"].iloc[0] == "no: the admitted stratum does not gain (not resolved)"
+
+
+def test_the_study_states_the_level_and_resamples_of_its_bootstrap() -> None:
+    x = StudyInputs(StudyPlan.from_params(StudyParams.model_validate(TINY_STUDY)), {}, {}, {}, {}, {})
+    assert x.boot == Bootstrap(resamples=200, seed=0)  # study.evaluate's settings, the default level
+    assert ci_text(x.boot) == "95% percentile bootstrap over test users, 200 resamples; one seed per run, so no seed variance"
+    assert ci_text(Bootstrap(resamples=500, level=0.9)).startswith("90% percentile bootstrap over test users, 500 resamples")
+
+
+def test_the_report_node_is_given_the_plan_by_the_factory() -> None:
+    """Per level its SFT outcomes and exposure, per level x information the SFT diagnostics and
+    the ranker's informativeness, per run (plan order) its outcomes and history."""
+    plan = StudyPlan.from_params(StudyParams.model_validate({**TINY_STUDY, "only_levels": ["strong"]}))
+    (node,) = study.create_pipeline(plan).only_nodes("study.report").nodes
+    per_ranker = [f"study.strong.{i}.{d}" for i in ("policy_only", "latent")
+                  for d in ("sft_diagnostics", "reward_informativeness", "ranker_relevance_by_decile")]
+    per_run = [f"{r.spec.namespace}.{d}" for r in plan.runs for d in ("study_outcomes", "training_history")]
+    assert node.inputs == ["params:study", "study.strong.sft_outcomes", "study.strong.exposure_metrics", *per_ranker,
+                           *per_run]
+    assert len(per_run) == 2 * 14 and per_run[:2] == ["study.strong.sft_continue.study_outcomes",
+                                                     "study.strong.sft_continue.training_history"]
+    with pytest.raises(ValueError, match="differs from the parameters the study pipeline was built from"):
+        node.func(StudyParams.model_validate(TINY_STUDY), *([None] * (len(node.inputs) - 1)))

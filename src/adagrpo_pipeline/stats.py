@@ -8,6 +8,9 @@ resampling users is the same as averaging the seeds inside every resample. The m
 detectable effect is the smallest true mean difference a two-sided test at `alpha` finds with
 probability `power`, given the spread of the per-user differences: (z_{1-α/2} + z_power) ·
 sd(d) / √n.
+
+The default confidence level, test size and power live here (`LEVEL`, `ALPHA`, `POWER`); every
+report writes the level it was given (`percent`), never a literal.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
+
+LEVEL = 0.95  # confidence level of every interval unless a caller sets its own
+ALPHA = 0.05  # two-sided test size of the minimum detectable effect
+POWER = 0.8  # its power
+
+
+def percent(share: float) -> str:
+    """A level or power as report text: 0.8 -> '80%'."""
+    return f"{round(share * 100)}%"
 
 
 @dataclass(frozen=True)
@@ -45,8 +57,7 @@ class PairedDifference:
         return {**asdict(self), "resolved": self.resolved, "call": self.call}
 
     def text(self) -> str:
-        pct = int(round(self.level * 100))
-        return f"{self.delta:+.4f} [{self.ci_low:+.4f}, {self.ci_high:+.4f}] ({pct}% CI, {self.users} users)"
+        return f"{self.delta:+.4f} [{self.ci_low:+.4f}, {self.ci_high:+.4f}] ({percent(self.level)} CI, {self.users} users)"
 
 
 def per_user(outcomes: np.ndarray) -> np.ndarray:
@@ -59,7 +70,7 @@ def per_user(outcomes: np.ndarray) -> np.ndarray:
     return x.mean(axis=0)
 
 
-def minimum_detectable_effect(differences: np.ndarray, alpha: float = 0.05, power: float = 0.8) -> float:
+def minimum_detectable_effect(differences: np.ndarray, alpha: float = ALPHA, power: float = POWER) -> float:
     """(z_{1-α/2} + z_power) · sd / √n of per-user paired differences."""
     d = np.asarray(differences, dtype=np.float64)
     if len(d) < 2:
@@ -68,8 +79,8 @@ def minimum_detectable_effect(differences: np.ndarray, alpha: float = 0.05, powe
     return float(z * d.std(ddof=1) / np.sqrt(len(d)))
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0, level: float = 0.95,
-                      alpha: float = 0.05, power: float = 0.8) -> PairedDifference:
+def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0, level: float = LEVEL,
+                      alpha: float = ALPHA, power: float = POWER) -> PairedDifference:
     """A − B over the same users: `a` and `b` are (users,) or (seeds, users) outcomes in the
     same user order (seed counts may differ). Percentile bootstrap over users."""
     a_u, b_u = per_user(a), per_user(b)
@@ -93,10 +104,24 @@ def _percentile_ci(x: np.ndarray, resamples: int, seed: int, level: float) -> tu
     return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def mean_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0, level: float = LEVEL) -> tuple[float, float, float]:
     """Mean of per-user values and its percentile bootstrap CI over users."""
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
     return _percentile_ci(x, resamples, seed, level)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Settings of the paired bootstrap over test users (`params:evaluate`, `params:study`'s
+    `evaluate`): every comparison of a report is `difference` with the same settings."""
+
+    resamples: int = 10_000
+    seed: int = 0
+    level: float = LEVEL
+
+    def difference(self, a: np.ndarray, b: np.ndarray) -> PairedDifference:
+        """`paired_difference` of A − B with these settings."""
+        return paired_difference(a, b, self.resamples, self.seed, self.level)

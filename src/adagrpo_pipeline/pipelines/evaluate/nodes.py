@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from adagrpo_pipeline import reporting as rep
 from adagrpo_pipeline.adagrpo.config import AdaGrpoParams
 from adagrpo_pipeline.adagrpo.diagnostics import sample_diagnostics
-from adagrpo_pipeline.adagrpo.runs import ReferenceSpec, RunSpec
+from adagrpo_pipeline.adagrpo.runs import ReferenceSpec
 from adagrpo_pipeline.metrics import (
     drop_seen,
     evaluate_scores,
@@ -27,12 +27,17 @@ from adagrpo_pipeline.policy.data import load_checked_policy, seen_before_holdou
 from adagrpo_pipeline.policy.evaluation import evaluate_policy
 from adagrpo_pipeline.policy.model import HistoryEncoder
 from adagrpo_pipeline.recdata.prepare import HELD_OUT_TEST, HELD_OUT_VALID, drop_held_out
+from adagrpo_pipeline.reporting import tables
+from adagrpo_pipeline.reporting.report import Report, build_report
+from adagrpo_pipeline.reporting.tables import HEADLINE
+from adagrpo_pipeline.reporting.text import reading
 from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.sasrec.model import catalog_scores, load_sasrec, sasrec_checkpoint
 from adagrpo_pipeline.sasrec.retrieval import KIND as SASREC
 from adagrpo_pipeline.sasrec.retrieval import train_sasrec
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
+from adagrpo_pipeline.stats import Bootstrap
 from adagrpo_pipeline.tracking import metric_name, metrics_payload, mlflow_logger
 from adagrpo_pipeline.training import SELECT_ON, resolve_device
 from adagrpo_pipeline.training.checkpoint import Checkpoint
@@ -137,14 +142,14 @@ def evaluate_checkpoints(checkpoints: dict[str, Checkpoint], test_sequences: pd.
             if split == "test":
                 test_hits[step] = hits
         log.info("%s step %d: test hr@10 %.4f, hallucination@10 %.4f, valid %s %.4f", by_step[step].config.get("namespace"),
-                 step, rows[-1]["hr@10"], rows[-1]["hallucination@10"], rep.SELECT_ON, rows[-2][rep.SELECT_ON])
+                 step, rows[-1]["hr@10"], rows[-1]["hallucination@10"], tables.SELECT_ON, rows[-2][tables.SELECT_ON])
     table = pd.DataFrame(rows)
     if mlflow.active_run() is not None:  # one point per checkpoint: MLflow draws them against the step
         namespace = by_step[steps[0]].config.get("namespace", "policy")
         for row in rows:
             mlflow.log_metrics({metric_name(f"{namespace}.{row['split']}.{k}"): float(v) for k, v in row.items()
                                 if k not in ("step", "split") and v == v}, step=int(row["step"]))
-    best = rep.best_step(table)
+    best = tables.best_step(table)
     hits = pd.concat([test_hits[max(steps)].assign(checkpoint="final", step=max(steps)),
                       test_hits[best].assign(checkpoint="best", step=best)], ignore_index=True)
     return table, hits
@@ -198,61 +203,75 @@ def _run_id() -> str:
     return f"{run.info.run_id} (experiment {run.info.experiment_id})" if run is not None else "none (MLflow inactive)"
 
 
-def report(sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_evaluation: pd.DataFrame,
-           popularity_test_hits: pd.DataFrame, sasrec_evaluation: pd.DataFrame, sasrec_test_hits: pd.DataFrame,
-           ranker_evaluation: pd.DataFrame, ranker_test_hits: pd.DataFrame, reward_informativeness: dict[str, Any],
-           sft_params: SftParams, reward_params: RewardParams, rl_params: AdaGrpoParams, evaluate_params: EvaluateParams,
-           **per_run: Any) -> tuple:
-    """The report of the runs given as `run_<i>` (their `RunSpec`), `eval_<i>`, `hits_<i>` and
-    `history_<i>` (see `report_inputs`) beside the reference rows: tables, paired statistics,
-    plots, Markdown, MLflow metrics, `summary.json`, and every reference model's per-user hits in
-    one table."""
-    tuned = per_run.pop("tuned_settings", None)  # compare: the settings every variant trained with
-    n = sum(1 for k in per_run if k.startswith("run_"))
-    runs, evals, hits, histories = ([per_run[f"{kind}_{i}"] for i in range(n)] for kind in ("run", "eval", "hits", "history"))
-    n_refs = sum(1 for k in per_run if k.startswith("ref_"))
-    seeded = [(per_run[f"ref_{i}"], per_run[f"refeval_{i}"]) for i in range(n_refs)]
-    config = {name: p.model_dump(mode="json") for name, p in
-              (("sft", sft_params), ("reward", reward_params), ("adagrpo", rl_params), ("evaluate", evaluate_params))}
-    if tuned is not None:
-        config["tuned_settings"] = {"budget": tuned["budget"], "variants": tuned["variants"]}
-    references = [sft_evaluation, popularity_evaluation, sasrec_evaluation, ranker_evaluation]
-    all_hits = [sft_strata, popularity_test_hits, sasrec_test_hits, ranker_test_hits,
-                *(per_run[f"refhits_{i}"] for i in range(n_refs))]
-    names = [ref["model"].iloc[0] for ref in references] + [spec.namespace for spec, _ in seeded]
-    boot = rep.Bootstrap(evaluate_params.bootstrap_resamples, evaluate_params.bootstrap_seed)
-    r = rep.build_report(runs, evals, hits, histories, references, sft_strata, config, _run_id(), seeded,
+REPORT_INPUTS = ["sft_evaluation", "sft_strata", "popularity_evaluation", "popularity_test_hits", "sasrec_evaluation",
+                 "sasrec_test_hits", "ranker_evaluation", "ranker_test_hits", "reward_informativeness", "params:sft",
+                 "params:reward", "params:adagrpo", "params:evaluate"]
+RUN_INPUTS = {"spec": "params:runs.{}", "evaluation": "{}.checkpoint_evaluation", "hits": "{}.test_hits",
+              "history": "{}.training_history"}  # per RL run: role -> dataset of its namespace
+REFERENCE_INPUTS = {"spec": "params:runs.{}", "evaluation": "{}.evaluation", "hits": "{}.hits"}  # per seeded reference
+
+
+@dataclass(frozen=True)
+class ReportNode:
+    """The `report` node over a plan's runs, made by the pipeline factory that knows them: the
+    namespaces of the RL runs and of the seeded reference models, in the report's order, and
+    whether the runs trained with `tuned_settings`. `inputs` names every dataset `report` takes,
+    in the order it takes them, so the node reads no dataset name; each run's `RunSpec` still
+    comes as `params:runs.<namespace>` (visible in `kedro viz` and MLflow)."""
+
+    runs: tuple[str, ...]
+    references: tuple[str, ...] = ()
+    tuned: bool = False
+
+    def _slots(self) -> list[tuple[str, str, str]]:
+        """(namespace, role, dataset) of every input after REPORT_INPUTS, in call order."""
+        slots = [("", "tuned", "tuned_settings")] if self.tuned else []
+        slots += [(ns, role, name.format(ns)) for ns in self.runs for role, name in RUN_INPUTS.items()]
+        return slots + [(ns, role, name.format(ns)) for ns in self.references for role, name in REFERENCE_INPUTS.items()]
+
+    def inputs(self) -> list[str]:
+        return [*REPORT_INPUTS, *(dataset for _, _, dataset in self._slots())]
+
+    def report(self, sft_evaluation: pd.DataFrame, sft_strata: pd.DataFrame, popularity_evaluation: pd.DataFrame,
+               popularity_test_hits: pd.DataFrame, sasrec_evaluation: pd.DataFrame, sasrec_test_hits: pd.DataFrame,
+               ranker_evaluation: pd.DataFrame, ranker_test_hits: pd.DataFrame, reward_informativeness: dict[str, Any],
+               sft_params: SftParams, reward_params: RewardParams, rl_params: AdaGrpoParams,
+               evaluate_params: EvaluateParams, *per_run: Any) -> tuple:
+        """The report of the runs beside the reference rows: tables, paired statistics, plots,
+        Markdown, MLflow metrics, `summary.json`, and every reference model's per-user hits in
+        one table."""
+        got = {(ns, role): value for (ns, role, _), value in zip(self._slots(), per_run, strict=True)}
+        runs, evals, hits, histories = ([got[(ns, role)] for ns in self.runs] for role in RUN_INPUTS)
+        seeded = [(got[(ns, "spec")], got[(ns, "evaluation")]) for ns in self.references]
+        config = {name: p.model_dump(mode="json") for name, p in
+                  (("sft", sft_params), ("reward", reward_params), ("adagrpo", rl_params), ("evaluate", evaluate_params))}
+        if self.tuned:  # compare: the settings every variant trained with
+            config["tuned_settings"] = {"budget": got[("", "tuned")]["budget"], "variants": got[("", "tuned")]["variants"]}
+        references = [sft_evaluation, popularity_evaluation, sasrec_evaluation, ranker_evaluation]
+        all_hits = [sft_strata, popularity_test_hits, sasrec_test_hits, ranker_test_hits,
+                    *(got[(ns, "hits")] for ns in self.references)]
+        names = [ref["model"].iloc[0] for ref in references] + [spec.namespace for spec, _ in seeded]
+        boot = Bootstrap(evaluate_params.bootstrap_resamples, evaluate_params.bootstrap_seed)
+        r = build_report(runs, evals, hits, histories, references, sft_strata, config, _run_id(), seeded,
                          reference_hits=dict(zip(names[1:], all_hits[1:], strict=True)),
                          reward=reward_informativeness.get("figures", {}), boot=boot)
-    reference_hits = pd.concat([h[["user_id", "hit@10", "hit@10_filtered"]].assign(model=name)
-                                for name, h in zip(names, all_hits, strict=True)], ignore_index=True)
+        reference_hits = pd.concat([h[["user_id", "hit@10", "hit@10_filtered"]].assign(model=name)
+                                    for name, h in zip(names, all_hits, strict=True)], ignore_index=True)
+        _log_report(r)
+        return (r.results, r.summary, r.strata, r.paired, *r.figures, r.markdown, metrics_payload(r.metrics),
+                reference_hits[["model", "user_id", "hit@10", "hit@10_filtered"]], r.document)
+
+
+def _log_report(r: Report) -> None:
+    """Each variant's final figures, each reference row and the reading of the CIs, in the log."""
     for _, row in r.summary[r.summary["checkpoint"] == "final"].iterrows():
         log.info("%s (final, %d seeds): %s", row["variant"], row["seeds"], ", ".join(
-            f"{m}={row[m + '_mean']:.4f}±{row[m + '_std']:.4f}" for m in rep.HEADLINE if m + "_mean" in row))
+            f"{m}={row[m + '_mean']:.4f}±{row[m + '_std']:.4f}" for m in HEADLINE if m + "_mean" in row))
     for _, row in r.results[r.results["checkpoint"] == ""].iterrows():
-        log.info("reference %s: %s", row["model"], ", ".join(f"{m}={row[m]:.4f}" for m in rep.HEADLINE
+        log.info("reference %s: %s", row["model"], ", ".join(f"{m}={row[m]:.4f}" for m in HEADLINE
                                                            if m in row and row[m] == row[m]))
-    for line in rep.reading(r.paired):
+    for line in reading(r.paired):
         log.info("%s", line.removeprefix("- "))
-    return (r.results, r.summary, r.strata, r.paired, *r.figures, r.markdown, metrics_payload(r.metrics),
-            reference_hits[["model", "user_id", "hit@10", "hit@10_filtered"]], r.document)
-
-
-def report_inputs(runs: list[RunSpec], references: list[ReferenceSpec], tuned: bool = False) -> dict[str, str]:
-    inputs = {name: name for name in ("sft_evaluation", "sft_strata", "popularity_evaluation", "popularity_test_hits",
-                                      "sasrec_evaluation", "sasrec_test_hits", "ranker_evaluation", "ranker_test_hits",
-                                      "reward_informativeness")}
-    inputs.update({"sft_params": "params:sft", "reward_params": "params:reward", "rl_params": "params:adagrpo",
-                   "evaluate_params": "params:evaluate"})
-    if tuned:
-        inputs["tuned_settings"] = "tuned_settings"
-    for i, r in enumerate(runs):
-        inputs.update({f"run_{i}": f"params:runs.{r.namespace}", f"eval_{i}": f"{r.namespace}.checkpoint_evaluation",
-                       f"hits_{i}": f"{r.namespace}.test_hits", f"history_{i}": f"{r.namespace}.training_history"})
-    for i, ref in enumerate(references):
-        inputs.update({f"ref_{i}": f"params:runs.{ref.namespace}", f"refeval_{i}": f"{ref.namespace}.evaluation",
-                       f"refhits_{i}": f"{ref.namespace}.hits"})
-    return inputs
 
 
 REPORT_OUTPUTS = ["evaluation_results", "evaluation_summary", "evaluation_strata", "evaluation_paired",

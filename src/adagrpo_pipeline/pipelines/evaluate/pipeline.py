@@ -46,6 +46,9 @@ def seeded_reference(ref: ReferenceSpec) -> Pipeline:
 
 
 def references_and_report(runs: Sequence[RunSpec], references: Sequence[ReferenceSpec] = (), tuned: bool = False) -> Pipeline:
+    """The reference rows and the report node, which is given the runs' and seeded references'
+    namespaces here (`nodes.ReportNode`) rather than reading them from its inputs' names."""
+    report = n.ReportNode(tuple(r.namespace for r in runs), tuple(r.namespace for r in references), tuned)
     return pipeline([
         node(n.evaluate_sft_policy, ["sft_policy", *SHARED_INPUTS, R, "params:adagrpo", P], ["sft_evaluation", "sft_strata"],
              name="evaluate_sft_policy"),
@@ -55,7 +58,7 @@ def references_and_report(runs: Sequence[RunSpec], references: Sequence[Referenc
              name="train_sasrec_baseline", tags="training"),
         node(n.sasrec_baseline, ["sasrec_model", "test_sequences", "interactions", "ranker_model", "reward_calibration", R, P],
              ["sasrec_evaluation", "sasrec_test_hits"], name="sasrec_baseline"),
-        node(n.report, n.report_inputs(list(runs), list(references), tuned), n.REPORT_OUTPUTS, name="report"),
+        node(report.report, report.inputs(), n.REPORT_OUTPUTS, name="report"),
     ], namespace="evaluate", prefix_datasets_with_namespace=False)
 
 

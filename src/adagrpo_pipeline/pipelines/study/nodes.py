@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,13 +19,15 @@ from adagrpo_pipeline.reward.config import RewardParams
 from adagrpo_pipeline.reward.oracle import CALIBRATION, oracle_checkpoint
 from adagrpo_pipeline.reward.reward import RewardModel
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
-from adagrpo_pipeline.study.analysis import StudyInputs, build_study_report
-from adagrpo_pipeline.study.config import StudyParams
+from adagrpo_pipeline.study.config import StudyParams, StudyPlan, setting
 from adagrpo_pipeline.study.outcomes import list_outcomes, ranker_view
+from adagrpo_pipeline.study.report import build_study_report
+from adagrpo_pipeline.study.tables import StudyInputs, metric_values
 from adagrpo_pipeline.training import SELECT_ON, best_step, resolve_device
 from adagrpo_pipeline.training.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
+STUDY_PARAMS = "params:study"
 
 
 def ranker_inputs(users: pd.DataFrame, items: pd.DataFrame, noise: float | None, params: StudyParams,
@@ -114,7 +117,43 @@ def evaluate_run(checkpoints: dict[str, Checkpoint], training_history: pd.DataFr
     return pd.concat(frames, ignore_index=True)
 
 
-def report_study(params: StudyParams, **inputs: Any) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Figure, Figure, str]:
-    """summary.json, the summary and premise tables, the Δ figure, the strata figure and study.md."""
-    r = build_study_report(StudyInputs.from_node_inputs(params, inputs), params)
-    return r.summary, r.table, r.premise, r.delta_figure, r.strata_figure, r.markdown
+@dataclass(frozen=True)
+class ReportNode:
+    """The study's `report` node, made by the pipeline factory from the plan it built the study
+    from: `inputs` names every dataset `report` takes, in the order it takes them (per level, per
+    level × information, per run), so the node reads no dataset name."""
+
+    plan: StudyPlan
+
+    def _slots(self) -> list[tuple[str, Any, str]]:
+        """(part of `StudyInputs`, its key, dataset) of every input after `params:study`, in call order."""
+        slots: list[tuple[str, Any, str]] = []
+        for b in self.plan.params.levels:
+            level = setting(b.name)
+            slots += [("sft", b.name, f"{level}.sft_outcomes"), ("exposure", b.name, f"{level}.exposure_metrics")]
+            for info in self.plan.params.information:
+                ranker, key = setting(b.name, info.name), (b.name, info.name)
+                slots += [("diagnostics", key, f"{ranker}.sft_diagnostics"),
+                          ("informativeness", key, f"{ranker}.reward_informativeness"),
+                          ("deciles", key, f"{ranker}.ranker_relevance_by_decile")]
+        for run in self.plan.runs:
+            slots += [("outcomes", run, f"{run.spec.namespace}.study_outcomes"),
+                      ("histories", run, f"{run.spec.namespace}.training_history")]
+        return slots
+
+    def inputs(self) -> list[str]:
+        return [STUDY_PARAMS, *(dataset for _, _, dataset in self._slots())]
+
+    def report(self, params: StudyParams, *datasets: Any) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, Figure,
+                                                                    Figure, str]:
+        """summary.json, the summary and premise tables, the Δ figure, the strata figure and study.md."""
+        if params != self.plan.params:
+            raise ValueError("params:study differs from the parameters the study pipeline was built from: "
+                             "build the pipelines again from this configuration")
+        parts: dict[str, dict[Any, Any]] = {part: {} for part in ("sft", "exposure", "diagnostics", "informativeness",
+                                                                  "deciles", "outcomes", "histories")}
+        for (part, key, _), value in zip(self._slots(), datasets, strict=True):
+            parts[part][key] = value
+        parts["exposure"] = {level: metric_values(table) for level, table in parts["exposure"].items()}
+        r = build_study_report(StudyInputs(self.plan, **parts), params)
+        return r.summary, r.table, r.premise, r.delta_figure, r.strata_figure, r.markdown

@@ -21,7 +21,7 @@ from adagrpo_pipeline.study.config import ORACLE, StudyPlan, StudyRun, setting
 
 from . import nodes as n
 
-STUDY = "params:study"
+STUDY = n.STUDY_PARAMS
 LEVEL_TABLES = ["interactions", "impressions", "items", "users", "ground_truth_relevance", "train_sequences",
                 "valid_sequences", "test_sequences", "item_embeddings", "semantic_ids", "sid_vocab", "sid_trie", "sft_policy",
                 "oracle_model", "oracle_calibration"]
@@ -100,24 +100,6 @@ def run_pipeline(run: StudyRun) -> Pipeline:
                     tags=["rl", run.variant])
 
 
-def report_inputs(plan: StudyPlan) -> dict[str, str]:
-    """The report node's inputs: keyword → dataset (`StudyInputs.from_node_inputs` parses them)."""
-    inputs = {"params": STUDY}
-    for b in plan.params.levels:
-        lv = setting(b.name)
-        inputs[f"sft__{b.name}"] = f"{lv}.sft_outcomes"
-        inputs[f"exposure__{b.name}"] = f"{lv}.exposure_metrics"
-        for info in plan.params.information:
-            ns = setting(b.name, info.name)
-            inputs[f"diag__{b.name}__{info.name}"] = f"{ns}.sft_diagnostics"
-            inputs[f"inform__{b.name}__{info.name}"] = f"{ns}.reward_informativeness"
-            inputs[f"deciles__{b.name}__{info.name}"] = f"{ns}.ranker_relevance_by_decile"
-    for i, r in enumerate(plan.runs):
-        inputs[f"run{i}__outcomes"] = f"{r.spec.namespace}.study_outcomes"
-        inputs[f"run{i}__history"] = f"{r.spec.namespace}.training_history"
-    return inputs
-
-
 def create_pipeline(plan: StudyPlan | None) -> Pipeline:
     if plan is None or not plan.params.levels:
         return Pipeline([])
@@ -125,8 +107,9 @@ def create_pipeline(plan: StudyPlan | None) -> Pipeline:
     rankers = sum((ranker_pipeline(b.name, i.name) for b in plan.params.levels for i in plan.params.information),
                   Pipeline([]))
     runs = sum((run_pipeline(r) for r in plan.runs), Pipeline([]))
-    report = pipeline([node(n.report_study, report_inputs(plan),
-                            ["study_summary", "study_table", "study_premise", "study_delta_plot", "study_strata_plot",
-                             "study_markdown"], name="report")],
-                      namespace="study", prefix_datasets_with_namespace=False)
-    return (per_level + rankers + runs + report).tag("study")
+    report = n.ReportNode(plan)  # given the plan here: it reads no dataset name
+    report_pipeline = pipeline([node(report.report, report.inputs(),
+                                     ["study_summary", "study_table", "study_premise", "study_delta_plot",
+                                      "study_strata_plot", "study_markdown"], name="report")],
+                               namespace="study", prefix_datasets_with_namespace=False)
+    return (per_level + rankers + runs + report_pipeline).tag("study")
