@@ -88,11 +88,14 @@ def test_decoding_steps_equal_the_models_teacher_forced_forward(case) -> None:
 
 
 def test_unconstrained_beams_score_at_least_the_constrained_ones(case) -> None:
-    vocab, _, trie, model, x, mask = case
+    vocab, tokens, trie, model, x, mask = case
     free = beam_search(model, x, mask, 6, vocab.levels, lookup_trie=trie)
     constrained = beam_search(model, x, mask, 6, vocab.levels, trie=trie)
     assert (free.scores[:, 0] >= constrained.scores[:, 0] - 1e-5).all()
-    assert torch.equal(free.valid, free.items >= 0)
+    # every sequence is looked up: the item whose tokens it is (a plain dict of the item table), else -1
+    item_of = {tuple(t): i for i, t in enumerate(np.asarray(tokens).tolist())}
+    expected = [[item_of.get(tuple(seq), -1) for seq in row] for row in free.tokens.tolist()]
+    assert free.items.tolist() == expected and torch.equal(free.valid, free.items >= 0)
     # an untrained model over a 3 + 24 + 7 token vocabulary mostly leaves the item set
     assert (~free.valid).any()
 

@@ -5,7 +5,6 @@ seconds; real sessions, versions on disk, MLflow and `kedro` commands are the sl
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -29,24 +28,21 @@ from adagrpo_pipeline.pipelines import (
     tune,
 )
 from adagrpo_pipeline.policy.config import EvaluateParams, SftParams
+from adagrpo_pipeline.policy.data import seen_before_holdout
 from adagrpo_pipeline.recdata.config import IngestParams
+from adagrpo_pipeline.recdata.prepare import HELD_OUT_TEST
 from adagrpo_pipeline.reward.config import RewardParams
+from adagrpo_pipeline.reward.reward import RewardModel
+from adagrpo_pipeline.sasrec.model import catalog_scores
 from adagrpo_pipeline.semantic_ids.config import TokenizeParams
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 from adagrpo_pipeline.training.checkpoint import StoredWeights
 
-from conftest import TINY_RUN, load_parameters
+from conftest import TINY_RUN, load_parameters, merged
 
 MODELS = {"ingest": IngestParams, "tokenize": TokenizeParams, "sft": SftParams, "reward": RewardParams,
           "adagrpo": AdaGrpoParams, "evaluate": EvaluateParams, "tune": TuneParams}
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 class _Kept(MemoryDataset):
@@ -72,8 +68,8 @@ def params(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """`params:<stage>` as Kedro would validate them: the repo's base config + TINY_RUN, with
     every resumable state in a temporary folder."""
     state = tmp_path_factory.mktemp("state")
-    raw = _merge(load_parameters("base"), TINY_RUN)
-    raw = _merge(raw, {"sft": {"state_dir": str(state / "sft")}, "reward": {"ranker": {"state_dir": str(state / "ranker")}},
+    raw = merged(load_parameters("base"), TINY_RUN)
+    raw = merged(raw, {"sft": {"state_dir": str(state / "sft")}, "reward": {"ranker": {"state_dir": str(state / "ranker")}},
                        "adagrpo": {"state_dir": str(state / "rl")}, "tune": {"state_dir": str(state / "tune")},
                        "evaluate": {"sasrec": {"state_dir": str(state / "sasrec")}}})
     return {f"params:{k}": m.model_validate(raw[k]) for k, m in MODELS.items()}
@@ -147,8 +143,24 @@ def test_reward_chooses_the_calibration_with_the_lowest_held_out_logloss(rewarde
     assert cal["chosen"]["method"] == min(cal["candidates"], key=lambda m: cal["candidates"][m]["select_logloss"])
     assert "invalid_reward" not in cal  # one source: params:reward
     assert list(rewarded["ranker_history"]["step"]) == [10, 20, 30]
+
+
+def test_ranker_as_retriever_ranks_the_test_item_among_the_whole_catalog(rewarded, ingested, params) -> None:
+    # HR@10 recomputed by hand: the test item's rank = the number of catalog items the ranker scores above it
+    test, inter = ingested["test_sequences"], ingested["interactions"]
+    reward_model = RewardModel.from_artifacts(rewarded["ranker_model"], rewarded["reward_calibration"],
+                                              params["params:reward"], torch.device("cpu"))
+    users, targets = test["user_id"].to_numpy(), test["target"].to_numpy()
+    scores = catalog_scores(reward_model.ranker, test["history"], 64, users).numpy()
+    seen = seen_before_holdout(inter, users, held_out=HELD_OUT_TEST)
+    filtered = scores.copy()
+    for row, items in enumerate(seen):
+        filtered[row, list(items)] = -np.inf
     retrieval = rewarded["ranker_evaluation"].iloc[0]
-    assert retrieval["hr@5"] <= retrieval["hr@10"] and retrieval["hallucination@10"] == 0
+    for suffix, s in (("", scores), ("_filtered", filtered)):
+        rank = (s > s[np.arange(len(targets)), targets][:, None]).sum(axis=1)
+        assert retrieval[f"hr@10{suffix}"] == pytest.approx((rank < 10).mean())
+        assert retrieval[f"ndcg@10{suffix}"] == pytest.approx(np.where(rank < 10, 1 / np.log2(rank + 2), 0).mean())
 
 
 def test_reward_informativeness_is_measured_on_the_sft_rollouts(rewarded, ingested) -> None:
@@ -274,7 +286,12 @@ def test_compare_summarises_every_variant_over_its_seeds(upstream, params, tuned
     seeded = results[results["variant"].isin(["sft", "sasrec"]) & results["seed"].notna()]
     assert sorted(seeded["model"]) == ["sasrec.seed_0", "sasrec.seed_1", "sft.seed_0", "sft.seed_1"]
     sft_rows = seeded[seeded["variant"] == "sft"].sort_values("seed")
-    assert not np.array_equal(sft_rows["ndcg@10"], sft_rows["ndcg@10"].iloc[::-1]) or sft_rows["ndcg@10"].nunique() == 1
+    # each seed's row is its own model: the two seeds trained different weights, and each row is that model's evaluation
+    w0, w1 = (out[f"sft.seed_{k}.sft_policy"].tensors for k in (0, 1))
+    assert any(not torch.equal(w0[name], w1[name]) for name in w0)
+    for seed, row in sft_rows.set_index("seed").iterrows():
+        own = out[f"sft.seed_{int(seed)}.evaluation"].iloc[0]
+        assert row["ndcg@10"] == own["ndcg@10"] and row["hr@10_filtered"] == own["hr@10_filtered"]
     metrics = out["evaluation_metrics"]
     assert metrics["reference.sft.hr_at_10_filtered_mean"]["value"] == pytest.approx(sft_rows["hr@10_filtered"].mean())
     diff = (sft_rows.set_index("seed")["hr@10_filtered"]

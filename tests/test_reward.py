@@ -98,9 +98,11 @@ def test_calibration_improves_ece_on_held_out_data(method: str) -> None:
     cal = fit_calibrator(method, *fit)
     before = ece(held_out[1], 1 / (1 + np.exp(-held_out[0])), 15)
     after = ece(held_out[1], apply_calibrator(cal, torch.as_tensor(held_out[0])).numpy(), 15)
-    assert before > 0.1
-    assert after < 0.35 * before if method != "temperature" else after < before  # temperature has no bias term
-    assert after < 0.03 or method == "temperature"
+    assert 0.25 < before < 0.30
+    # measured: platt 0.0071, isotonic 0.0146; temperature 0.2788 of 0.2790: it scales the logit but has no bias
+    # term, and this miscalibration is mostly a bias (sigmoid(0.5 s - 1.5)), so it can barely improve it
+    low, high = {"platt": (0.0, 0.015), "isotonic": (0.0, 0.03), "temperature": (0.9 * before, before)}[method]
+    assert low < after < high
 
 
 def test_calibration_selection_picks_the_lowest_held_out_logloss() -> None:
