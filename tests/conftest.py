@@ -7,6 +7,7 @@ slow` runs the tests that start real Kedro sessions or `kedro` commands in throw
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -91,6 +92,14 @@ def load_parameters(env: str | None = None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- throw-away projects
+def merged(base: dict, over: dict) -> dict:
+    """`base` with `over` merged into it key by key at every depth (a copy; `over` wins)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def make_project(dest: Path, mlflow_db: Path) -> Path:
     """A Kedro project at `dest` with the repo's conf and code, its own data/ and MLflow DB."""
     dest.mkdir(parents=True, exist_ok=True)

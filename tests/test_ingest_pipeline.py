@@ -11,15 +11,13 @@ import pytest
 
 from adagrpo_pipeline.recdata.download import is_complete
 
-from conftest import ML100K, derived_files, run_session
+from conftest import ML100K, derived_files, run_session, versions
 
 pytestmark = pytest.mark.slow
 
 
 def _latest(project: Path, relpath: str) -> pd.DataFrame:
-    root = project / relpath
-    versions = sorted(p.name for p in root.iterdir())
-    return pd.read_parquet(root / versions[-1] / root.name)
+    return pd.read_parquet(versions(project, relpath)[-1])
 
 
 TABLES = {

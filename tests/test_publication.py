@@ -22,17 +22,13 @@ from kedro_datasets.pandas import ParquetDataset
 from adagrpo_pipeline.datasets import SafetensorsDataset
 from adagrpo_pipeline.publication import ArtifactIntegrityError, Manifests
 
-from conftest import KEDRO, TINY_RUN, TINY_SYNTHETIC, make_project, run_session
+from conftest import KEDRO, TINY_RUN, TINY_SYNTHETIC, make_project, run_session, versions
 
 pytestmark = pytest.mark.slow
 
 
 def _ingest(users: int, items: int) -> dict[str, Any]:
     return {"ingest": {"source": "synthetic", "synthetic": {**TINY_SYNTHETIC, "n_users": users, "n_items": items}}}
-
-
-def _versions(project: Path, relpath: str) -> list[str]:
-    return sorted(p.name for p in (project / relpath).iterdir())
 
 
 def _committed(project: Path, dataset: str) -> list[str]:
@@ -94,7 +90,7 @@ def test_a_save_that_fails_mid_stage_leaves_the_previous_versions_latest(
     project = make_project(tmp_path / "project", mlflow_db)
     monkeypatch.chdir(project)
     run_session(project, "ingest", params=_ingest(60, 90))
-    good = {n: _versions(project, p) for n, p in (("user_map", "data/02_intermediate/user_map.parquet"),
+    good = {n: versions(project, p) for n, p in (("user_map", "data/02_intermediate/user_map.parquet"),
                                                   ("test_sequences", "data/05_model_input/test_sequences.parquet"))}
     users_before = len(_loaded(project, "user_map"))
 
@@ -102,8 +98,8 @@ def test_a_save_that_fails_mid_stage_leaves_the_previous_versions_latest(
         _failing_save(mp, ParquetDataset, "test_sequences")
         with pytest.raises(Exception, match="No space left on device"):
             run_session(project, "ingest", params=_ingest(61, 90))
-    assert len(_versions(project, "data/02_intermediate/user_map.parquet")) == 2  # written to disk ...
-    assert _versions(project, "data/05_model_input/test_sequences.parquet") == good["test_sequences"]
+    assert len(versions(project, "data/02_intermediate/user_map.parquet")) == 2  # written to disk ...
+    assert versions(project, "data/05_model_input/test_sequences.parquet") == good["test_sequences"]
     assert _committed(project, "user_map") == good["user_map"]  # ... but never committed
     hook_log.readouterr()
     user_map, test = _loaded(project, "user_map"), _loaded(project, "test_sequences")
@@ -119,7 +115,7 @@ def test_a_save_that_fails_mid_stage_leaves_the_previous_versions_latest(
         _failing_save(mp, SafetensorsDataset, "sid_trie")
         with pytest.raises(Exception, match="No space left on device"):
             run_session(project, "tokenize", params={"tokenize": {"codebook_size": 9}})
-    assert len(_versions(project, "data/04_feature/sid_vocab.json")) == 2
+    assert len(versions(project, "data/04_feature/sid_vocab.json")) == 2
     assert len(_committed(project, "sid_vocab")) == 1
     assert _loaded(project, "sid_vocab") == vocab
 

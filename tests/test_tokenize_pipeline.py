@@ -15,16 +15,11 @@ from adagrpo_pipeline.datasets import SafetensorsDataset
 from adagrpo_pipeline.semantic_ids.trie import SidTrie
 from adagrpo_pipeline.semantic_ids.vocab import SidVocab
 
-from conftest import run_session
+from conftest import run_session, versions
 
 pytestmark = pytest.mark.slow
 
 TOKENIZE = {"tokenize": {"levels": 2, "codebook_size": 8, "dedup_size": 16, "kmeans": {"n_init": 2}}}
-
-
-def _versions(project: Path, relpath: str) -> list[Path]:
-    root = project / relpath
-    return [v / root.name for v in sorted(root.iterdir())]
 
 
 def test_tokenize_after_ingest(project: Path, tiny_synthetic_params, mlflow_db) -> None:
@@ -32,25 +27,25 @@ def test_tokenize_after_ingest(project: Path, tiny_synthetic_params, mlflow_db) 
     run_session(project, "tokenize", params=TOKENIZE)
     run_session(project, "tokenize", params=TOKENIZE)
 
-    items = pd.read_parquet(_versions(project, "data/03_primary/items.parquet")[-1])
-    first, second = (pd.read_parquet(p) for p in _versions(project, "data/04_feature/semantic_ids.parquet"))
+    items = pd.read_parquet(versions(project, "data/03_primary/items.parquet")[-1])
+    first, second = (pd.read_parquet(p) for p in versions(project, "data/04_feature/semantic_ids.parquet"))
     codes = np.stack(first["codes"].to_numpy())
     assert codes.dtype == np.int16 and codes.shape == (len(items), 3)
     assert first["item_id"].tolist() == items["item_id"].tolist()
     assert len(np.unique(codes, axis=0)) == len(items)  # every item has its own tuple
     assert np.array_equal(codes, np.stack(second["codes"].to_numpy()))  # same seed, same codes
 
-    vocab = SidVocab.from_json(json.loads(_versions(project, "data/04_feature/sid_vocab.json")[-1].read_text()))
+    vocab = SidVocab.from_json(json.loads(versions(project, "data/04_feature/sid_vocab.json")[-1].read_text()))
     assert vocab.level_sizes == (8, 8, 16) and vocab.size == 3 + 32
-    trie = SidTrie.from_tensors(SafetensorsDataset(filepath=str(_versions(project, "data/04_feature/sid_trie.safetensors")[-1])).load())
+    trie = SidTrie.from_tensors(SafetensorsDataset(filepath=str(versions(project, "data/04_feature/sid_trie.safetensors")[-1])).load())
     tokens = torch.as_tensor(vocab.encode(codes.astype(np.int64)))
     assert trie.lookup(tokens).tolist() == first["item_id"].tolist()
 
-    emb = SafetensorsDataset(filepath=str(_versions(project, "data/04_feature/item_embeddings.safetensors")[-1])).load()
+    emb = SafetensorsDataset(filepath=str(versions(project, "data/04_feature/item_embeddings.safetensors")[-1])).load()
     assert emb["embeddings"].shape == (len(items), 384 + 64)  # default hybrid: MiniLM 384 + co-occurrence 64
     np.testing.assert_allclose(emb["embeddings"].norm(dim=1).numpy(), 1.0, atol=1e-5)
 
-    report = pd.read_parquet(_versions(project, "data/08_reporting/tokenizer_report.parquet")[-1])
+    report = pd.read_parquet(versions(project, "data/08_reporting/tokenizer_report.parquet")[-1])
     collision = report.query("metric == 'collision_rate'")["value"].item()
     assert 0 <= collision < 1
     mlflow.set_tracking_uri(f"sqlite:///{mlflow_db}")
